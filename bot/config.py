@@ -1,0 +1,242 @@
+"""Settings: one object, read from ``supportbot.toml`` and ``SUPPORTBOT_*`` environment variables.
+
+Precedence (highest first): explicit overrides passed to :func:`load_settings`, environment variables
+(``SUPPORTBOT_KNOWLEDGE__PATH=...``; nested keys joined with ``__``), the TOML file, the defaults below.
+The TOML file is ``--config PATH``, else ``$SUPPORTBOT_CONFIG``, else ``./supportbot.toml`` if present.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import platformdirs
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+from bot.errors import ConfigError
+
+ENV_PREFIX = "SUPPORTBOT_"
+CONFIG_ENV = "SUPPORTBOT_CONFIG"
+DEFAULT_CONFIG_NAME = "supportbot.toml"
+# Environment variables with the prefix that are not settings keys.
+_NON_SETTING_ENV = {"SUPPORTBOT_CONFIG", "SUPPORTBOT_API_KEYS"}
+
+
+def default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir("supportbot"))
+
+
+def default_cache_dir() -> Path:
+    return Path(platformdirs.user_cache_dir("supportbot"))
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class KnowledgeSettings(_Section):
+    path: Path = Field(default_factory=lambda: default_data_dir() / "kb",
+                       description="Directory of the embedded Chroma store (and BM25 index beside it).")
+    collection: str = Field("supportbot", description="Chroma collection name.")
+    embedding_model: str = Field("bundled:minilm",
+                                 description="Sentence-transformers model: bundled:minilm, a path or a hub id.")
+    chroma_url: str | None = Field(None, description="http://host:port of a Chroma server; unset = embedded store.")
+    top_k: int = Field(4, ge=1, le=50, description="Entries returned by a search.")
+
+    @field_validator("path", mode="after")
+    @classmethod
+    def _expand(cls, v: Path) -> Path:
+        return v.expanduser()
+
+
+class GeneratorSettings(_Section):
+    backend: Literal["transformers", "openai"] = Field("transformers", description="Generation backend.")
+    model: str = Field("bundled:smollm2", description="Generator model: bundled:smollm2, a path or a hub id.")
+    architecture: Literal["causal", "seq2seq"] = Field("causal", description="Model family for transformers.")
+    max_new_tokens: int = Field(160, ge=1, le=4096)
+    max_passages: int = Field(3, ge=1, le=20, description="Retrieved passages put in the prompt.")
+
+
+class AnswerSettings(_Section):
+    answer_threshold: float = Field(0.80, ge=0.0, le=1.0,
+                                    description="Top FAQ score at or above which the curated answer is returned.")
+    generate_threshold: float = Field(0.55, ge=0.0, le=1.0,
+                                      description="Evidence score at or above which the LM writes an answer.")
+    fallback_message: str = Field(
+        "I'm sorry, I don't know the answer to that. I can connect you with a member of our support team.",
+        description="Said when the knowledge base does not cover the question.")
+
+
+class EscalationSettings(_Section):
+    enabled: bool = Field(True, description="Hand conversations to a human when the policy says so.")
+    human_available: bool = Field(True, description="Whether a human agent can take over at all.")
+
+
+class Settings(BaseSettings):
+    """Effective supportbot settings. ``supportbot config`` prints them."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_assignment=True,
+    )
+
+    cache: Path = Field(default_factory=default_cache_dir,
+                        description="Cache directory for converted models ($SUPPORTBOT_CACHE).")
+    knowledge: KnowledgeSettings = Field(default_factory=KnowledgeSettings)
+    generator: GeneratorSettings = Field(default_factory=GeneratorSettings)
+    answer: AnswerSettings = Field(default_factory=AnswerSettings)
+    escalation: EscalationSettings = Field(default_factory=EscalationSettings)
+
+    @field_validator("cache", mode="after")
+    @classmethod
+    def _expand(cls, v: Path) -> Path:
+        return v.expanduser()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        toml_file = _active_toml.get()
+        if toml_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+        return tuple(sources)
+
+
+_active_toml: contextvars.ContextVar[Path | None] = contextvars.ContextVar("supportbot_toml", default=None)
+
+
+def find_config_file(path: str | os.PathLike[str] | None = None) -> Path | None:
+    """The TOML file to read: explicit path, ``$SUPPORTBOT_CONFIG``, or ``./supportbot.toml`` if present."""
+    if path is not None:
+        p = Path(path).expanduser()
+        if not p.is_file():
+            raise ConfigError(f"config file {p} does not exist (given with --config)")
+        return p
+    env = os.environ.get(CONFIG_ENV)
+    if env:
+        p = Path(env).expanduser()
+        if not p.is_file():
+            raise ConfigError(f"config file {p} does not exist (given by ${CONFIG_ENV})")
+        return p
+    p = Path.cwd() / DEFAULT_CONFIG_NAME
+    return p if p.is_file() else None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib  # type: ignore[no-redef]
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read config file: {e.strerror}") from None
+
+
+def _unknown_env_keys() -> list[str]:
+    known_top = {name.upper() for name in Settings.model_fields}
+    bad = []
+    for key in os.environ:
+        if not key.startswith(ENV_PREFIX) or key in _NON_SETTING_ENV:
+            continue
+        rest = key[len(ENV_PREFIX):]
+        top, _, sub = rest.partition("__")
+        if top not in known_top:
+            bad.append(key)
+            continue
+        if sub:
+            field = Settings.model_fields[top.lower()]
+            section = field.annotation
+            if isinstance(section, type) and issubclass(section, BaseModel):
+                if sub.lower() not in section.model_fields:
+                    bad.append(key)
+    return bad
+
+
+def _describe(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(p) for p in loc)
+
+
+def _in_toml(data: dict[str, Any], loc: tuple[Any, ...]) -> bool:
+    node: Any = data
+    for part in loc:
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        else:
+            return False
+    return True
+
+
+def load_settings(path: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:
+    """Build the effective settings; raise :class:`ConfigError` naming the key and its origin."""
+    toml_file = find_config_file(path)
+    toml_data = _read_toml(toml_file) if toml_file else {}
+    bad_env = _unknown_env_keys()
+    if bad_env:
+        raise ConfigError(f"unknown setting in the environment: {bad_env[0]} "
+                          f"(see `supportbot config` for the valid keys)")
+    token = _active_toml.set(toml_file)
+    try:
+        return Settings(**overrides)
+    except ValidationError as e:
+        err = e.errors()[0]
+        loc = tuple(err.get("loc", ()))
+        key = _describe(loc)
+        if toml_file is not None and _in_toml(toml_data, loc):
+            origin = f"in {toml_file}"
+        elif loc and any(k.startswith(ENV_PREFIX + str(loc[0]).upper()) for k in os.environ):
+            origin = "in the environment (" + ENV_PREFIX + "__".join(str(p).upper() for p in loc) + ")"
+        else:
+            origin = f"in {toml_file}" if toml_file else "in the settings"
+        if err.get("type") == "extra_forbidden":
+            raise ConfigError(f"unknown setting '{key}' {origin}") from None
+        raise ConfigError(f"invalid value for '{key}' {origin}: {err.get('msg')} "
+                          f"(got {err.get('input')!r})") from None
+    finally:
+        _active_toml.reset(token)
+
+
+def settings_as_toml(settings: Settings) -> str:
+    """Render the effective settings as TOML (for ``supportbot config``)."""
+    data = settings.model_dump(mode="json")
+    lines: list[str] = []
+    scalars = {k: v for k, v in data.items() if not isinstance(v, dict)}
+    for k, v in scalars.items():
+        lines.append(f"{k} = {_toml_value(v)}")
+    for section, values in data.items():
+        if not isinstance(values, dict):
+            continue
+        lines.append("")
+        lines.append(f"[{section}]")
+        for k, v in values.items():
+            if v is None:
+                lines.append(f"# {k} = (unset)")
+            else:
+                lines.append(f"{k} = {_toml_value(v)}")
+    return "\n".join(lines) + "\n"
+
+
+def _toml_value(v: Any) -> str:
+    import json
+
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, list):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    return json.dumps(str(v))

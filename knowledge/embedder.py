@@ -1,0 +1,50 @@
+"""Sentence embeddings for the knowledge base (the bundled MiniLM by default), loaded lazily and shared."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from bot.models import load_sentence_transformer
+
+
+class Embedder:
+    """Turns texts into L2-normalised float32 vectors. The model loads on first use (or ``warm_up()``)."""
+
+    def __init__(self, model_ref: str = "bundled:minilm", cache_dir: Path | None = None,
+                 batch_size: int = 64) -> None:
+        from bot.config import default_cache_dir
+
+        self.model_ref = model_ref
+        self.cache_dir = cache_dir or default_cache_dir()
+        self.batch_size = batch_size
+        self._model: Any = None
+        self._lock = threading.Lock()
+
+    def warm_up(self) -> "Embedder":
+        if self._model is None:
+            with self._lock:
+                if self._model is None:
+                    self._model = load_sentence_transformer(self.model_ref, self.cache_dir)
+        return self
+
+    @property
+    def dimension(self) -> int:
+        self.warm_up()
+        getter = getattr(self._model, "get_embedding_dimension", None) or \
+            self._model.get_sentence_embedding_dimension
+        return int(getter())
+
+    def embed(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray:
+        self.warm_up()
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        vectors = self._model.encode(list(texts), batch_size=self.batch_size, normalize_embeddings=True,
+                                     convert_to_numpy=True, show_progress_bar=show_progress)
+        return np.asarray(vectors, dtype=np.float32)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self.embed([text])[0]

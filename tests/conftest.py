@@ -1,0 +1,51 @@
+"""Shared fixtures. Tests use real components: the bundled MiniLM, a real Chroma store in a temp dir."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+DEMO = REPO / "examples" / "acme"
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No SUPPORTBOT_* variables from the developer's shell, no supportbot.toml from the cwd.
+
+    The model cache stays the default one (``make test`` converts the bundled SmolLM2 there once), so that
+    tests do not pay the ~20 s conversion again; the conversion itself is tested on a temp cache.
+    """
+    for key in list(os.environ):
+        if key.startswith("SUPPORTBOT_"):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("TOKENIZERS_PARALLELISM", "false")
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def demo_kb_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo knowledge base ingested once per test session (read-only for tests)."""
+    from knowledge import KnowledgeBase
+
+    path = tmp_path_factory.mktemp("demo-kb")
+    report = KnowledgeBase(path=path).ingest(DEMO)
+    assert not report.invalid, report.invalid
+    return path
+
+
+@pytest.fixture()
+def demo_kb(demo_kb_path: Path):
+    from knowledge import KnowledgeBase
+
+    return KnowledgeBase(path=demo_kb_path)
+
+
+def shared_data(*parts: str) -> Path:
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"{path} not found: the public data sets live in ../shared/data beside the repo")
+    return path

@@ -1,0 +1,77 @@
+"""ingest + ask through the CLI on a temp directory, with the real bundled embedding model and Chroma."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from bot.cli import main
+from tests.conftest import DEMO, REPO
+
+
+@pytest.fixture()
+def kb_env(tmp_path, monkeypatch):
+    path = tmp_path / "kb"
+    monkeypatch.setenv("SUPPORTBOT_KNOWLEDGE__PATH", str(path))
+    return path
+
+
+def test_ingest_then_ask_json(kb_env, capsys):
+    assert main(["ingest", str(DEMO)]) == 0
+    out = capsys.readouterr().out
+    assert "added" in out and "0 invalid" in out
+    assert (kb_env / "chroma.sqlite3").is_file()
+
+    assert main(["ask", "how long do refunds take?", "--json"]) == 0
+    reply = json.loads(capsys.readouterr().out)
+    assert reply["mode"] == "faq"
+    assert "5 business days" in reply["text"]
+    assert 0.0 <= reply["confidence"] <= 1.0
+    assert reply["sources"][0]["entry_id"] == "refund-timing"
+    assert {"entry_id", "title", "score"} <= set(reply["sources"][0])
+
+    assert main(["ask", "Can I cancel my order?", "--json"]) == 0
+    reply = json.loads(capsys.readouterr().out)
+    assert reply["mode"] == "faq" and "60 minutes" in reply["text"]
+
+    assert main(["ask", "What is the airspeed velocity of an unladen swallow?", "--json"]) == 0
+    reply = json.loads(capsys.readouterr().out)
+    assert reply["mode"] == "fallback" and reply["sources"] == []
+
+    # Re-ingesting unchanged files embeds nothing.
+    assert main(["ingest", str(DEMO), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["added"] == 0 and report["updated"] == 0 and report["records_embedded"] == 0
+
+
+def test_missing_knowledge_base_is_one_line_exit_2(kb_env, capsys):
+    assert main(["ask", "hello?"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: no knowledge base at") and "supportbot ingest" in err and "\n" not in err
+    assert not kb_env.exists()  # asking never creates a store
+
+
+def test_bad_file_is_reported_and_store_untouched(kb_env, tmp_path, capsys):
+    assert main(["ingest", str(DEMO / "faq.jsonl")]) == 0
+    capsys.readouterr()
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": "new-one", "questions": ["q?"], "answer": "a"}\n{"id": "x", "questions": ["z?"]}\n')
+    assert main(["ingest", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert f"{bad}, line 2, field 'answer'" in err
+    assert main(["kb", "search", "q?", "--json"]) == 0
+    hits = json.loads(capsys.readouterr().out)
+    assert "new-one" not in {h["entry_id"] for h in hits}
+
+
+def test_console_script_prints_no_traceback(tmp_path):
+    """The real console entry point, in a subprocess: expected errors are one line, exit code 2."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SUPPORTBOT_")}
+    env["SUPPORTBOT_KNOWLEDGE__PATH"] = str(tmp_path / "none")
+    proc = subprocess.run([sys.executable, "-m", "bot", "ask", "hi"], capture_output=True, text=True,
+                          env=env, cwd=REPO, timeout=120)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().count("\n") == 0 and "no knowledge base" in proc.stderr
