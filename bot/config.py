@@ -45,6 +45,11 @@ class KnowledgeSettings(_Section):
                                  description="Sentence-transformers model: bundled:minilm, a path or a hub id.")
     chroma_url: str | None = Field(None, description="http://host:port of a Chroma server; unset = embedded store.")
     top_k: int = Field(4, ge=1, le=50, description="Entries returned by a search.")
+    fusion: Literal["weighted", "rrf", "dense", "bm25"] = Field(
+        "weighted", description="How dense and BM25 results are combined (see the README's benchmark).")
+    dense_weight: float = Field(0.7, ge=0.0, le=1.0,
+                                description="Weight of the dense cosine in the fused score; the rest is BM25.")
+    candidates: int = Field(50, ge=5, le=1000, description="Records fetched from each retriever per query.")
 
     @field_validator("path", mode="after")
     @classmethod

@@ -214,6 +214,9 @@ def convert_gguf(gguf_path: Path, target: Path) -> Path:
             if target.exists():  # an incomplete leftover from an older layout
                 shutil.rmtree(target)
             os.replace(tmp, target)
+        except (ImportError, ValueError, OSError) as e:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise ModelNotAvailableError(f"converting {gguf_path.name} to safetensors failed: {e}") from e
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise

@@ -11,6 +11,8 @@ from typing import Any, Callable, Iterable, Sequence
 from bot.config import Settings, load_settings
 from bot.errors import KnowledgeBaseError
 from knowledge.embedder import Embedder
+from knowledge.fusion import fuse
+from knowledge.lexical import Bm25Index
 from knowledge.loaders import DEFAULT_IGNORE, ColumnMapping, LoadedFile, iter_files, load_file
 from knowledge.schema import Document, FAQEntry, Hit, IngestReport, InvalidRecord, content_hash
 from knowledge.store import ChromaStore, Record
@@ -102,6 +104,8 @@ class KnowledgeBase:
         ks = settings.knowledge
         self.embedder = embedder or Embedder(ks.embedding_model, settings.cache)
         self._store: ChromaStore | None = None
+        self._bm25: Bm25Index | None = None
+        self._bm25_checked = 0.0
         self._lock = threading.RLock()
 
     @classmethod
@@ -240,6 +244,8 @@ class KnowledgeBase:
                 store.update_metadata(to_update)
             if stale:
                 store.delete(sorted(set(stale)))
+            if to_embed or to_update or stale:
+                self._rebuild_lexical(store)
 
             changed = {r.entry_id for r in to_embed} | {r.entry_id for r in to_update} | \
                 {existing[rid].entry_id for rid in stale if rid in existing}
@@ -273,6 +279,8 @@ class KnowledgeBase:
             store = self._open(create=False)
             recs = store.get(where={"entry_id": {"$in": ids}}, with_text=False) if ids else []
             store.delete([r.id for r in recs])
+            if recs:
+                self._rebuild_lexical(store)
             return len({r.entry_id for r in recs})
 
     def reindex(self, embedding_model: str | None = None) -> IngestReport:
@@ -289,22 +297,62 @@ class KnowledgeBase:
             vectors = self.embedder.embed([r.text for r in records])
             store.reset(self.embedder.model_ref)
             store.upsert(records, vectors)
+            self._rebuild_lexical(store)
         report = IngestReport(updated=len({r.entry_id for r in records}), records_embedded=len(records))
         report.seconds = time.perf_counter() - start
         return report
 
+    # --- lexical index (derived from the store) -------------------------------------------------------------
+    def _bm25_dir(self) -> Path:
+        ks = self.settings.knowledge
+        return ks.path / f"bm25-{ks.collection}"
+
+    def _rebuild_lexical(self, store: ChromaStore) -> None:
+        revision = store.bump_revision()
+        index = self._bm25 or Bm25Index(self._bm25_dir())
+        index.build(store.iter_all(), revision)
+        self._bm25 = index
+        self._bm25_checked = time.monotonic()
+
+    def _lexical(self, store: ChromaStore) -> Bm25Index:
+        """The BM25 index, reloaded or rebuilt when another process changed the store (checked each second)."""
+        with self._lock:
+            now = time.monotonic()
+            if self._bm25 is not None and now - self._bm25_checked < 1.0:
+                return self._bm25
+            revision = store.revision(refresh=self._bm25 is not None)
+            if self._bm25 is None:
+                self._bm25 = Bm25Index(self._bm25_dir())
+                self._bm25.load()
+            if self._bm25.revision != revision:
+                self._bm25.build(store.iter_all(), revision)
+            self._bm25_checked = now
+            return self._bm25
+
     # --- search --------------------------------------------------------------------------------------------
-    def search(self, query: str, k: int | None = None, filters: dict[str, Any] | None = None) -> list[Hit]:
-        """The best ``k`` entries for ``query``, one hit per entry, scores in [0, 1], best first."""
-        k = k or self.settings.knowledge.top_k
+    def search(self, query: str, k: int | None = None, filters: dict[str, Any] | None = None,
+               method: str | None = None) -> list[Hit]:
+        """The best ``k`` entries for ``query``: one hit per entry (its best variant or passage), fused dense
+        + BM25 score in [0, 1], best first. ``method`` overrides ``knowledge.fusion`` (benchmarks)."""
+        ks = self.settings.knowledge
+        k = k or ks.top_k
+        method = method or ks.fusion
         store = self._open(create=False)
-        vector = self.embedder.embed_query(query)
-        raw = store.query(vector, max(k * 8, 32), where=_where(filters))
-        best: dict[str, Hit] = {}
-        for record, sim in raw:
-            if record.entry_id not in best:
-                best[record.entry_id] = record_to_hit(record, sim)
-        return sorted(best.values(), key=lambda h: -h.score)[:k]
+        dense: list[tuple[Record, float]] = []
+        lexical: list[tuple[Record, float]] = []
+        if method != "bm25":
+            dense = store.query(self.embedder.embed_query(query), max(ks.candidates, k * 8), where=_where(filters))
+        if method != "dense":
+            index = self._lexical(store)
+            hits = index.search(query, ks.candidates, filters)
+            if hits:
+                by_id = {r.id: r for r, _ in dense}
+                missing = [index.ids[i] for i, _ in hits if index.ids[i] not in by_id]
+                if missing:
+                    by_id.update({r.id: r for r in store.get(ids=missing)})
+                lexical = [(by_id[index.ids[i]], s) for i, s in hits if index.ids[i] in by_id]
+        ranked = fuse(dense, lexical, method, ks.dense_weight)  # type: ignore[arg-type]
+        return [record_to_hit(c.record, score) for c, score in ranked[:k]]
 
     def stats(self) -> dict[str, Any]:
         store = self._open(create=False)

@@ -97,10 +97,19 @@ class ChromaStore:
     def embedding_model(self) -> str:
         return str((self._col.metadata or {}).get("embedding_model", "unknown"))
 
-    def set_embedding_model(self, ref: str) -> None:
+    def revision(self, refresh: bool = False) -> str:
+        """A token that changes on every write (BM25 and other derived indexes compare against it)."""
+        if refresh:
+            self._col = self._client.get_collection(self.name, embedding_function=None)
+        return str((self._col.metadata or {}).get("revision", ""))
+
+    def bump_revision(self) -> str:
+        import uuid
+
         meta = {k: v for k, v in (self._col.metadata or {}).items() if not k.startswith("hnsw:")}
-        meta["embedding_model"] = ref
+        meta["revision"] = uuid.uuid4().hex
         self._col.modify(metadata=meta)
+        return meta["revision"]
 
     def count(self) -> int:
         return int(self._col.count())

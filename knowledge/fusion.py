@@ -1,0 +1,73 @@
+"""Fusing dense and BM25 results per entry, with a score in [0, 1] that thresholds can rely on.
+
+Both signals are already absolute and bounded: the dense cosine similarity of the best variant or passage,
+and the BM25 score normalised by the best achievable score for the query's terms. The reported score is
+``dense_weight * cosine + (1 - dense_weight) * lexical`` whatever the ranking method, so that a threshold
+means the same thing for every query; ``rrf`` (reciprocal rank fusion) only changes the order.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal
+
+from knowledge.store import Record
+
+FusionMethod = Literal["weighted", "rrf", "dense", "bm25"]
+
+
+@dataclasses.dataclass
+class Candidate:
+    entry_id: str
+    record: Record  # the best-matching variant or passage
+    dense: float | None = None
+    lexical: float = 0.0
+
+
+def group_best(results: list[tuple[Record, float]]) -> dict[str, tuple[Record, float]]:
+    """Best record per entry (results need not be sorted)."""
+    best: dict[str, tuple[Record, float]] = {}
+    for record, score in results:
+        cur = best.get(record.entry_id)
+        if cur is None or score > cur[1]:
+            best[record.entry_id] = (record, score)
+    return best
+
+
+def fuse(dense: list[tuple[Record, float]], lexical: list[tuple[Record, float]], method: FusionMethod,
+         dense_weight: float, rrf_k: int = 60) -> list[tuple[Candidate, float]]:
+    """Entries ranked by ``method``, each with its calibrated score (best first)."""
+    d_best, l_best = group_best(dense), group_best(lexical)
+    floor = min((s for _, s in d_best.values()), default=0.0)  # unseen by dense: at most the lowest seen
+    cands: dict[str, Candidate] = {}
+    for eid, (rec, s) in d_best.items():
+        cands[eid] = Candidate(eid, rec, dense=s)
+    for eid, (rec, s) in l_best.items():
+        c = cands.setdefault(eid, Candidate(eid, rec))
+        c.lexical = s
+
+    def score(c: Candidate) -> float:
+        d = c.dense if c.dense is not None else floor
+        if method == "dense":
+            return max(0.0, min(1.0, d))
+        if method == "bm25":
+            return c.lexical
+        return max(0.0, min(1.0, dense_weight * d + (1.0 - dense_weight) * c.lexical))
+
+    scored = [(c, score(c)) for c in cands.values()]
+    if method == "rrf":
+        d_rank = {eid: i for i, eid in enumerate(sorted(d_best, key=lambda e: -d_best[e][1]))}
+        l_rank = {eid: i for i, eid in enumerate(sorted(l_best, key=lambda e: -l_best[e][1]))}
+
+        def rrf(c: Candidate) -> float:
+            r = 0.0
+            if c.entry_id in d_rank:
+                r += 1.0 / (rrf_k + 1 + d_rank[c.entry_id])
+            if c.entry_id in l_rank:
+                r += 1.0 / (rrf_k + 1 + l_rank[c.entry_id])
+            return r
+
+        return sorted(scored, key=lambda cs: -rrf(cs[0]))
+    if method == "bm25":
+        scored = [cs for cs in scored if cs[0].lexical > 0]
+    return sorted(scored, key=lambda cs: -cs[1])
