@@ -47,8 +47,13 @@ class KnowledgeSettings(_Section):
     top_k: int = Field(4, ge=1, le=50, description="Entries returned by a search.")
     fusion: Literal["weighted", "rrf", "dense", "bm25"] = Field(
         "weighted", description="How dense and BM25 results are combined (see the README's benchmark).")
-    dense_weight: float = Field(0.7, ge=0.0, le=1.0,
+    dense_weight: float = Field(0.9, ge=0.0, le=1.0,
                                 description="Weight of the dense cosine in the fused score; the rest is BM25.")
+    variant_support: int = Field(3, ge=1, le=20,
+                                 description="FAQ variants whose similarity counts toward an entry's score "
+                                             "(1 = the best variant alone).")
+    embedding_dtype: Literal["auto", "float32", "bfloat16"] = Field(
+        "auto", description="auto = bfloat16 where the CPU has native bf16 (AVX512-BF16/AMX), else float32.")
     candidates: int = Field(50, ge=5, le=1000, description="Records fetched from each retriever per query.")
 
     @field_validator("path", mode="after")

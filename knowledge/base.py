@@ -12,7 +12,7 @@ from bot.config import Settings, load_settings
 from bot.errors import KnowledgeBaseError
 from knowledge.embedder import Embedder
 from knowledge.fusion import fuse
-from knowledge.lexical import Bm25Index
+from knowledge.lexical import FILTER_KEYS, Bm25Index
 from knowledge.loaders import DEFAULT_IGNORE, ColumnMapping, LoadedFile, iter_files, load_file
 from knowledge.schema import Document, FAQEntry, Hit, IngestReport, InvalidRecord, content_hash
 from knowledge.store import ChromaStore, Record
@@ -63,11 +63,11 @@ def _where(filters: dict[str, Any] | None) -> dict[str, Any] | None:
         if key == "tags":
             for tag in [value] if isinstance(value, str) else list(value):
                 clauses.append({"tags": {"$contains": tag}})
-        elif key in ("category", "language", "kind", "entry_id", "source"):
+        elif key in FILTER_KEYS:
             clauses.append({key: {"$in": list(value)}} if isinstance(value, (list, tuple, set))
                            else {key: {"$eq": value}})
         else:
-            raise KnowledgeBaseError(f"unknown filter '{key}' (use category, tags, language or kind)")
+            raise KnowledgeBaseError(f"unknown filter '{key}' (use {', '.join(FILTER_KEYS)} or tags)")
     if not clauses:
         return None
     return clauses[0] if len(clauses) == 1 else {"$and": clauses}
@@ -102,7 +102,7 @@ class KnowledgeBase:
             settings.knowledge.path = Path(path).expanduser()
         self.settings = settings
         ks = settings.knowledge
-        self.embedder = embedder or Embedder(ks.embedding_model, settings.cache)
+        self.embedder = embedder or Embedder(ks.embedding_model, settings.cache, dtype=ks.embedding_dtype)
         self._store: ChromaStore | None = None
         self._bm25: Bm25Index | None = None
         self._bm25_checked = 0.0
@@ -192,8 +192,10 @@ class KnowledgeBase:
                 if d.id not in dup:
                     documents.append(d)
                     seen[d.id] = str(lf.path)
-        written_sources = {str(lf.path) for lf in loaded
-                           if skip_invalid or not any(p.file == str(lf.path) for p in report.invalid)}
+        # Sync only files that were written and yielded records: a file that failed to load as a whole
+        # (bad JSON, missing column) must not make its earlier entries disappear.
+        written_sources = {str(lf.path) for lf in loaded if (lf.entries or lf.documents) and
+                           (skip_invalid or not any(p.file == str(lf.path) for p in report.invalid))}
         records: list[Record] = []
         for e, src in entries:
             records.extend(entry_records(e, src))
@@ -241,7 +243,7 @@ class KnowledgeBase:
                 vectors = self._embed_with_progress([r.text for r in to_embed], progress)
                 store.upsert(to_embed, vectors)
             if to_update:
-                store.update_metadata(to_update)
+                store.update_metadata(to_update, previous={r.id: existing[r.id].metadata for r in to_update})
             if stale:
                 store.delete(sorted(set(stale)))
             if to_embed or to_update or stale:
@@ -293,7 +295,8 @@ class KnowledgeBase:
             store = self._store
             records = list(store.iter_all())
             if embedding_model is not None:
-                self.embedder = Embedder(embedding_model, self.settings.cache)
+                self.embedder = Embedder(embedding_model, self.settings.cache,
+                                         dtype=self.settings.knowledge.embedding_dtype)
             vectors = self.embedder.embed([r.text for r in records])
             store.reset(self.embedder.model_ref)
             store.upsert(records, vectors)
@@ -337,11 +340,12 @@ class KnowledgeBase:
         ks = self.settings.knowledge
         k = k or ks.top_k
         method = method or ks.fusion
+        where = _where(filters)  # validates the filter keys whatever the method
         store = self._open(create=False)
         dense: list[tuple[Record, float]] = []
         lexical: list[tuple[Record, float]] = []
         if method != "bm25":
-            dense = store.query(self.embedder.embed_query(query), max(ks.candidates, k * 8), where=_where(filters))
+            dense = store.query(self.embedder.embed_query(query), max(ks.candidates, k * 8), where=where)
         if method != "dense":
             index = self._lexical(store)
             hits = index.search(query, ks.candidates, filters)
@@ -351,8 +355,14 @@ class KnowledgeBase:
                 if missing:
                     by_id.update({r.id: r for r in store.get(ids=missing)})
                 lexical = [(by_id[index.ids[i]], s) for i, s in hits if index.ids[i] in by_id]
-        ranked = fuse(dense, lexical, method, ks.dense_weight)  # type: ignore[arg-type]
+        ranked = fuse(dense, lexical, method, ks.dense_weight, support=ks.variant_support)  # type: ignore[arg-type]
         return [record_to_hit(c.record, score) for c, score in ranked[:k]]
+
+    def as_langchain_retriever(self, k: int | None = None, filters: dict[str, Any] | None = None) -> Any:
+        """A langchain-core ``BaseRetriever`` yielding ``Document``s with the hits' metadata."""
+        from knowledge.langchain import KnowledgeBaseRetriever
+
+        return KnowledgeBaseRetriever(knowledge_base=self, k=k or self.settings.knowledge.top_k, filters=filters)
 
     def stats(self) -> dict[str, Any]:
         store = self._open(create=False)

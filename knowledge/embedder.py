@@ -11,17 +11,33 @@ import numpy as np
 from bot.models import load_sentence_transformer
 
 
+def use_bf16(dtype: str) -> bool:
+    """Whether to compute embeddings in bfloat16: asked for, or ``auto`` on a CPU with native bf16."""
+    if dtype == "bfloat16":
+        return True
+    if dtype == "float32":
+        return False
+    import torch
+
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
 class Embedder:
     """Turns texts into L2-normalised float32 vectors. The model loads on first use (or ``warm_up()``)."""
 
     def __init__(self, model_ref: str = "bundled:minilm", cache_dir: Path | None = None,
-                 batch_size: int = 64) -> None:
+                 batch_size: int = 32, dtype: str = "auto") -> None:
         from bot.config import default_cache_dir
 
         self.model_ref = model_ref
+        self.dtype = dtype
         self.cache_dir = cache_dir or default_cache_dir()
         self.batch_size = batch_size
         self._model: Any = None
+        self._bf16 = False
         self._lock = threading.Lock()
 
     def warm_up(self) -> "Embedder":
@@ -29,6 +45,7 @@ class Embedder:
             with self._lock:
                 if self._model is None:
                     self._model = load_sentence_transformer(self.model_ref, self.cache_dir)
+                    self._bf16 = use_bf16(self.dtype)
         return self
 
     @property
@@ -42,8 +59,13 @@ class Embedder:
         self.warm_up()
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        vectors = self._model.encode(list(texts), batch_size=self.batch_size, normalize_embeddings=True,
-                                     convert_to_numpy=True, show_progress_bar=show_progress)
+        import torch
+
+        # bf16 autocast: ~2.4x the fp32 throughput on CPUs with native bf16, same BANKING77 accuracy
+        # (bench/results/embedding_dtype.json); the shared fp32 weights are left untouched.
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=self._bf16):
+            vectors = self._model.encode(list(texts), batch_size=self.batch_size, normalize_embeddings=True,
+                                         convert_to_numpy=True, show_progress_bar=show_progress)
         return np.asarray(vectors, dtype=np.float32)
 
     def embed_query(self, text: str) -> np.ndarray:

@@ -4,6 +4,10 @@ Both signals are already absolute and bounded: the dense cosine similarity of th
 and the BM25 score normalised by the best achievable score for the query's terms. The reported score is
 ``dense_weight * cosine + (1 - dense_weight) * lexical`` whatever the ranking method, so that a threshold
 means the same thing for every query; ``rrf`` (reciprocal rank fusion) only changes the order.
+
+An FAQ entry's dense score can also take support from its other question variants (``support`` > 1):
+``0.5 * best + 0.5 * mean(best `support` variant similarities)``, the list padded with its lowest value so
+that entries with fewer variants are not penalised. Documents' passages are scored by the best alone.
 """
 
 from __future__ import annotations
@@ -24,20 +28,29 @@ class Candidate:
     lexical: float = 0.0
 
 
-def group_best(results: list[tuple[Record, float]]) -> dict[str, tuple[Record, float]]:
-    """Best record per entry (results need not be sorted)."""
+def group_best(results: list[tuple[Record, float]], support: int = 1) -> dict[str, tuple[Record, float]]:
+    """Per entry: its best record, and its score (with support from other FAQ variants if ``support`` > 1)."""
     best: dict[str, tuple[Record, float]] = {}
+    scores: dict[str, list[float]] = {}
     for record, score in results:
         cur = best.get(record.entry_id)
         if cur is None or score > cur[1]:
             best[record.entry_id] = (record, score)
+        scores.setdefault(record.entry_id, []).append(score)
+    if support > 1:
+        for eid, (record, top) in best.items():
+            if record.metadata.get("kind") != "faq":
+                continue
+            values = sorted(scores[eid], reverse=True)[:support]
+            values += [values[-1]] * (support - len(values))
+            best[eid] = (record, 0.5 * top + 0.5 * sum(values) / support)
     return best
 
 
 def fuse(dense: list[tuple[Record, float]], lexical: list[tuple[Record, float]], method: FusionMethod,
-         dense_weight: float, rrf_k: int = 60) -> list[tuple[Candidate, float]]:
+         dense_weight: float, rrf_k: int = 60, support: int = 1) -> list[tuple[Candidate, float]]:
     """Entries ranked by ``method``, each with its calibrated score (best first)."""
-    d_best, l_best = group_best(dense), group_best(lexical)
+    d_best, l_best = group_best(dense, support), group_best(lexical)
     floor = min((s for _, s in d_best.values()), default=0.0)  # unseen by dense: at most the lowest seen
     cands: dict[str, Candidate] = {}
     for eid, (rec, s) in d_best.items():

@@ -23,8 +23,9 @@ import numpy as np
 
 from knowledge.store import Record
 
-# Metadata kept per record for filtering without asking the store.
-_FILTER_KEYS = ("kind", "category", "language", "tags")
+# Metadata kept per record for filtering without asking the store ("tags" is matched by containment).
+FILTER_KEYS = ("category", "language", "kind", "entry_id", "source")
+_KEPT = FILTER_KEYS + ("tags",)
 
 
 _stemmer: Any = None
@@ -76,7 +77,7 @@ class Bm25Index:
             self._vocab = vocab
             self.ids = ids
             self.entry_ids = [r.entry_id for r in records]
-            self.filters = [{k: r.metadata.get(k) for k in _FILTER_KEYS if r.metadata.get(k) is not None}
+            self.filters = [{k: r.metadata.get(k) for k in _KEPT if r.metadata.get(k) is not None}
                             for r in records]
             self._term_max = self._compute_term_max()
             self.revision = revision

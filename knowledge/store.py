@@ -154,10 +154,19 @@ class ChromaStore:
                              metadatas=[_clean_metadata(r.metadata) for r in chunk],
                              embeddings=vectors[start:start + batch].tolist())
 
-    def update_metadata(self, records: Sequence[Record], batch: int = 2000) -> None:
+    def update_metadata(self, records: Sequence[Record], previous: dict[str, dict[str, Any]] | None = None,
+                        batch: int = 2000) -> None:
+        """Replace records' metadata without re-embedding. Chroma merges metadata on update, so keys that
+        the previous metadata had and the new one lacks are sent as None (which deletes them)."""
+        previous = previous or {}
+        metas = []
+        for r in records:
+            meta = _clean_metadata(r.metadata)
+            for key in previous.get(r.id, {}):
+                meta.setdefault(key, None)
+            metas.append(meta)
         for start in range(0, len(records), batch):
-            chunk = records[start:start + batch]
-            self._col.update(ids=[r.id for r in chunk], metadatas=[_clean_metadata(r.metadata) for r in chunk])
+            self._col.update(ids=[r.id for r in records[start:start + batch]], metadatas=metas[start:start + batch])
 
     def delete(self, ids: Sequence[str], batch: int = 2000) -> None:
         ids = list(ids)

@@ -1,0 +1,57 @@
+"""Helpers shared by the benchmark scripts: data locations, the BANKING77 split, timing summaries."""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+import statistics
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared" / "data"
+RESULTS = REPO / "bench" / "results"
+
+
+def require(path: Path) -> Path:
+    if not path.exists():
+        sys.exit(f"{path} not found: the public data sets live in ../shared/data beside the repository")
+    return path
+
+
+def banking77_split(seed: int = 13, dev_share: float = 0.2) -> tuple[dict[str, list[str]], list[tuple[str, str]]]:
+    """BANKING77 train.csv split 80/20 per intent with a fixed seed: ({intent: train texts}, [(text, intent)])."""
+    by_intent: dict[str, list[str]] = defaultdict(list)
+    with require(SHARED / "banking77" / "train.csv").open(newline="", encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            by_intent[row["category"]].append(row["text"].strip())
+    rng = random.Random(seed)
+    train: dict[str, list[str]] = {}
+    dev: list[tuple[str, str]] = []
+    for intent in sorted(by_intent):
+        texts = list(dict.fromkeys(by_intent[intent]))  # drop exact duplicates
+        rng.shuffle(texts)
+        n_dev = max(1, round(len(texts) * dev_share))
+        dev.extend((t, intent) for t in texts[:n_dev])
+        train[intent] = texts[n_dev:]
+    return train, dev
+
+
+def banking77_entries(train: dict[str, list[str]]) -> list[dict]:
+    return [{"id": intent, "questions": texts, "answer": f"(curated answer for {intent.replace('_', ' ')})",
+             "category": "banking"} for intent, texts in train.items()]
+
+
+def percentiles(values_ms: list[float]) -> dict[str, float]:
+    s = sorted(values_ms)
+    return {"p50_ms": round(statistics.median(s), 2), "p95_ms": round(s[int(0.95 * (len(s) - 1))], 2),
+            "mean_ms": round(statistics.fmean(s), 2)}
+
+
+def save(name: str, data: dict) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(data, indent=2) + "\n")
+    return path
