@@ -50,8 +50,8 @@ class KnowledgeSettings(_Section):
     dense_weight: float = Field(0.9, ge=0.0, le=1.0,
                                 description="Weight of the dense cosine in the fused score; the rest is BM25.")
     variant_support: int = Field(3, ge=1, le=20,
-                                 description="FAQ variants whose similarity counts toward an entry's score "
-                                             "(1 = the best variant alone).")
+                                 description="For entries with at least twice this many variants, the best "
+                                             "this-many variant similarities count toward the score (1 = off).")
     embedding_dtype: Literal["auto", "float32", "bfloat16"] = Field(
         "auto", description="auto = bfloat16 where the CPU has native bf16 (AVX512-BF16/AMX), else float32.")
     candidates: int = Field(50, ge=5, le=1000, description="Records fetched from each retriever per query.")
@@ -68,6 +68,10 @@ class GeneratorSettings(_Section):
     architecture: Literal["causal", "seq2seq"] = Field("causal", description="Model family for transformers.")
     max_new_tokens: int = Field(160, ge=1, le=4096)
     max_passages: int = Field(3, ge=1, le=20, description="Retrieved passages put in the prompt.")
+    base_url: str | None = Field(None, description="OpenAI-compatible endpoint for backend='openai', "
+                                                   "e.g. http://127.0.0.1:8080/v1 (vLLM, llama.cpp, TGI).")
+    api_key: str | None = Field(None, description="Bearer key for backend='openai' (or $OPENAI_API_KEY).")
+    timeout_s: float = Field(60.0, gt=0, description="HTTP timeout for backend='openai'.")
 
 
 class AnswerSettings(_Section):

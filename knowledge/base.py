@@ -33,6 +33,7 @@ def entry_records(entry: FAQEntry, source: str) -> list[Record]:
         "language": entry.language,
         "extra": json.dumps(entry.metadata, ensure_ascii=False, default=str) if entry.metadata else None,
         "source": source,
+        "variants": len(entry.questions),
     }
     full = content_hash(entry.model_dump(), source)
     return [Record(id=f"{entry.id}::q{i}", entry_id=entry.id, text=q,
@@ -348,15 +349,19 @@ class KnowledgeBase:
             dense = store.query(self.embedder.embed_query(query), max(ks.candidates, k * 8), where=where)
         if method != "dense":
             index = self._lexical(store)
-            hits = index.search(query, ks.candidates, filters)
-            if hits:
-                by_id = {r.id: r for r, _ in dense}
-                missing = [index.ids[i] for i, _ in hits if index.ids[i] not in by_id]
-                if missing:
-                    by_id.update({r.id: r for r in store.get(ids=missing)})
-                lexical = [(by_id[index.ids[i]], s) for i, s in hits if index.ids[i] in by_id]
-        ranked = fuse(dense, lexical, method, ks.dense_weight, support=ks.variant_support)  # type: ignore[arg-type]
-        return [record_to_hit(c.record, score) for c, score in ranked[:k]]
+            by_id = {r.id: r for r, _ in dense}
+            # Records that only BM25 found are stubs until they make the final top k (one fetch, if any).
+            lexical = [(by_id.get(index.ids[i]) or Record(index.ids[i], index.entry_ids[i], "",
+                                                          {**index.filters[i], "stub": True}), s)
+                       for i, s in index.search(query, ks.candidates, filters)]
+        ranked = fuse(dense, lexical, method, ks.dense_weight, support=ks.variant_support)[:k]  # type: ignore[arg-type]
+        stubs = [c.record.id for c, _ in ranked if c.record.metadata.get("stub")]
+        if stubs:
+            fetched = {r.id: r for r in store.get(ids=stubs)}
+            ranked = [(c, score) for c, score in ranked if c.record.id in fetched or not c.record.metadata.get("stub")]
+            for c, _ in ranked:
+                c.record = fetched.get(c.record.id, c.record)
+        return [record_to_hit(c.record, score) for c, score in ranked]
 
     def as_langchain_retriever(self, k: int | None = None, filters: dict[str, Any] | None = None) -> Any:
         """A langchain-core ``BaseRetriever`` yielding ``Document``s with the hits' metadata."""

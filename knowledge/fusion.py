@@ -5,9 +5,11 @@ and the BM25 score normalised by the best achievable score for the query's terms
 ``dense_weight * cosine + (1 - dense_weight) * lexical`` whatever the ranking method, so that a threshold
 means the same thing for every query; ``rrf`` (reciprocal rank fusion) only changes the order.
 
-An FAQ entry's dense score can also take support from its other question variants (``support`` > 1):
-``0.5 * best + 0.5 * mean(best `support` variant similarities)``, the list padded with its lowest value so
-that entries with fewer variants are not penalised. Documents' passages are scored by the best alone.
+An FAQ entry with many question variants (at least ``2 * support``, e.g. an intent with dozens of logged
+phrasings) also takes support from its other variants, like a k-nearest-neighbour vote:
+``0.5 * best + 0.5 * mean(its best `support` similarities among the candidates)``, padded with the lowest.
+Entries with a handful of hand-written variants, and documents' passages, are scored by their best match
+alone: averaging their deliberately different phrasings would only blur a clear match.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ def group_best(results: list[tuple[Record, float]], support: int = 1) -> dict[st
         scores.setdefault(record.entry_id, []).append(score)
     if support > 1:
         for eid, (record, top) in best.items():
-            if record.metadata.get("kind") != "faq":
+            if record.metadata.get("kind") != "faq" or int(record.metadata.get("variants", 1)) < 2 * support:
                 continue
             values = sorted(scores[eid], reverse=True)[:support]
             values += [values[-1]] * (support - len(values))

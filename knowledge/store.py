@@ -135,7 +135,6 @@ class ChromaStore:
 
     def query(self, vector: np.ndarray, n: int, where: dict[str, Any] | None = None) -> list[tuple[Record, float]]:
         """Nearest records with their cosine similarity."""
-        n = min(n, self.count())
         if n <= 0:
             return []
         res = self._col.query(query_embeddings=[vector.tolist()], n_results=n, where=where,
