@@ -77,11 +77,30 @@ class GeneratorSettings(_Section):
 class AnswerSettings(_Section):
     answer_threshold: float = Field(0.80, ge=0.0, le=1.0,
                                     description="Top FAQ score at or above which the curated answer is returned.")
-    generate_threshold: float = Field(0.55, ge=0.0, le=1.0,
+    generate_threshold: float = Field(0.60, ge=0.0, le=1.0,
                                       description="Evidence score at or above which the LM writes an answer.")
     fallback_message: str = Field(
         "I'm sorry, I don't know the answer to that. I can connect you with a member of our support team.",
         description="Said when the knowledge base does not cover the question.")
+    grounding_min_overlap: float = Field(0.6, ge=0.0, le=1.0,
+                                         description="Share of a generated answer's content words that must "
+                                                     "appear in the passages it cites.")
+    grounding_min_similarity: float = Field(0.5, ge=0.0, le=1.0,
+                                            description="Embedding similarity a generated answer needs with "
+                                                        "its best cited passage.")
+    extractive_min_similarity: float = Field(0.5, ge=0.0, le=1.0,
+                                             description="When generation fails the grounding check, the best "
+                                                         "passage sentence is answered if this similar to the "
+                                                         "question; otherwise fallback.")
+    unanswered_log: Path | None = Field(None, description="JSONL file of questions that got a fallback "
+                                                          "(default: unanswered.jsonl beside the store).")
+
+
+class SessionSettings(_Section):
+    backend: Literal["memory", "sqlite"] = Field("memory", description="Where conversation history lives.")
+    path: Path | None = Field(None, description="SQLite file for backend='sqlite' "
+                                                "(default: sessions.sqlite3 in the data directory).")
+    history_turns: int = Field(6, ge=0, le=100, description="Previous turns kept in context.")
 
 
 class EscalationSettings(_Section):
@@ -104,6 +123,7 @@ class Settings(BaseSettings):
     knowledge: KnowledgeSettings = Field(default_factory=KnowledgeSettings)
     generator: GeneratorSettings = Field(default_factory=GeneratorSettings)
     answer: AnswerSettings = Field(default_factory=AnswerSettings)
+    sessions: SessionSettings = Field(default_factory=SessionSettings)
     escalation: EscalationSettings = Field(default_factory=EscalationSettings)
 
     @field_validator("cache", mode="after")

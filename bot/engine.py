@@ -1,24 +1,29 @@
 """``Bot``: from a customer message to a reply the company can stand behind.
 
-For each message: escalation check (hook) -> retrieval -> one of
+For each message: escalation check (hook) -> retrieval with a query that accounts for the conversation ->
 ``faq`` (top FAQ score >= answer_threshold: the curated answer verbatim, no LM call),
-``generated`` (evidence >= generate_threshold: the LM writes from the top passages, then a grounding check),
-``fallback`` (otherwise: say so plainly and offer a human).
+``generated`` (evidence >= generate_threshold: the LM writes from the top passages, then a grounding check;
+if it fails, the passage sentence closest to the question, or else fallback), or
+``fallback`` (say so plainly, offer a human, log the question as unanswered).
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
+import threading
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 from bot import grounding
+from bot.condense import contextual_query
 from bot.config import Settings, load_settings
-from bot.generation import CausalLMGenerator, Generator
+from bot.generation import Generator, make_generator
 from bot.prompting import PromptPassage, build_messages, is_no_answer
-from bot.sessions import InMemorySessions, Session, Turn
-from bot.types import Escalation, Reply, Source
+from bot.sessions import Session, SessionStore, Turn, make_sessions
+from bot.types import Escalation, Mode, Reply, Source
 from knowledge import Hit, KnowledgeBase
 
 log = logging.getLogger("supportbot")
@@ -29,22 +34,16 @@ def _source(hit: Hit) -> Source:
                   kind=hit.kind)
 
 
-def _passage(hit: Hit) -> PromptPassage:
-    if hit.kind == "faq":
-        return PromptPassage(title=hit.title, text=hit.text)
-    return PromptPassage(title=hit.title, text=hit.text)
-
-
 class Bot:
     """The support assistant. Heavy models load lazily (``warm_up()`` loads them now)."""
 
     def __init__(self, knowledge: KnowledgeBase | None = None, settings: Settings | None = None,
-                 generator: Generator | None = None) -> None:
+                 generator: Generator | None = None, sessions: SessionStore | None = None) -> None:
         self.settings = settings or (knowledge.settings if knowledge is not None else load_settings())
         self.knowledge = knowledge or KnowledgeBase(settings=self.settings)
-        self.generator = generator or CausalLMGenerator(self.settings.generator.model, self.settings.cache,
-                                                        self.settings.generator.max_new_tokens)
-        self.sessions = InMemorySessions()
+        self.generator = generator or make_generator(self.settings)
+        self.sessions = sessions or make_sessions(self.settings)
+        self._log_lock = threading.Lock()
 
     @classmethod
     def from_config(cls, path: str | Path | None = None) -> "Bot":
@@ -65,8 +64,15 @@ class Bot:
         assert reply is not None
         return reply
 
+    async def achat(self, message: str, session_id: str | None = None) -> Reply:
+        return await asyncio.to_thread(self.chat, message, session_id)
+
     def stream(self, message: str, session_id: str | None = None) -> Iterator[str | Reply]:
-        """Yield text chunks as they are produced, then the final ``Reply`` (whose text is authoritative)."""
+        """Yield text chunks as they are produced, then the final ``Reply``.
+
+        The final reply's text is authoritative: a generated answer that fails the grounding check is
+        replaced (by an extractive answer or the fallback) after it streamed.
+        """
         session = self.sessions.get(session_id)
         with session.lock:
             yield from self._turn(session, message)
@@ -74,51 +80,92 @@ class Bot:
     def reset(self, session_id: str) -> None:
         self.sessions.reset(session_id)
 
+    def as_langchain_runnable(self, output: str = "text") -> Any:
+        """A langchain-core Runnable: input a message (str) or {"message", "session_id"}; output the reply
+        text (``output="text"``) or the ``Reply`` (``output="reply"``); ``stream`` yields text chunks."""
+        from bot.langchain import BotRunnable
+
+        return BotRunnable(bot=self, output=output)
+
     # --- one turn ------------------------------------------------------------------------------------------
+    def retrieve(self, session: Session, message: str) -> list[Hit]:
+        """Search with the message, or with the message in context when it reads like a follow-up."""
+        hits = self.knowledge.search(message)
+        previous = session.customer_turns()[:-1][-max(1, self.settings.sessions.history_turns):]
+        query = contextual_query(message, previous)
+        if query is None or (hits and hits[0].score >= self.settings.answer.answer_threshold):
+            return hits
+        joint = self.knowledge.search(query)
+        return joint if joint and (not hits or joint[0].score >= hits[0].score - 0.05) else hits
+
     def _turn(self, session: Session, message: str) -> Iterator[str | Reply]:
         start = time.perf_counter()
-        session.turns.append(Turn(role="customer", text=message))
+        self.sessions.append(session, Turn(role="customer", text=message))
         escalation = self._check_escalation(session, message)
         if escalation is not None:
-            reply = self._reply(session, "handoff", escalation.detail, 1.0, [], start, escalation=escalation)
-        else:
-            reply = None
-            hits = self.knowledge.search(message)
-            top = hits[0] if hits else None
-            a = self.settings.answer
-            if top is not None and top.kind == "faq" and top.score >= a.answer_threshold:
-                reply = self._reply(session, "faq", top.text, top.score, [_source(top)], start)
-            elif top is not None and top.score >= a.generate_threshold:
-                used = hits[: self.settings.generator.max_passages]
-                pieces: list[str] = []
-                for piece in self.generator.stream(build_messages(message, [_passage(h) for h in used])):
-                    pieces.append(piece)
-                    yield piece
-                reply = self._grounded(session, "".join(pieces).strip(), used, start)
-            if reply is None:
-                reply = self._reply(session, "fallback", a.fallback_message, top.score if top else 0.0, [], start)
-                log.info("unanswered question: %s", message)
+            yield self._reply(session, "handoff", escalation.detail, 1.0, [], start, escalation=escalation)
+            return
+        a = self.settings.answer
+        hits = self.retrieve(session, message)
+        top = hits[0] if hits else None
+        reply = None
+        if top is not None and top.kind == "faq" and top.score >= a.answer_threshold:
+            reply = self._reply(session, "faq", top.text, top.score, [_source(top)], start)
+        elif top is not None and top.score >= a.generate_threshold:
+            used = hits[: self.settings.generator.max_passages]
+            pieces: list[str] = []
+            prompt = build_messages(message, [PromptPassage(h.title, h.text) for h in used])
+            for piece in self.generator.stream(prompt):
+                pieces.append(piece)
+                yield piece
+            reply = self._grounded(session, message, "".join(pieces).strip(), used, start)
+        if reply is None:
+            reply = self._reply(session, "fallback", a.fallback_message, top.score if top else 0.0, [], start)
+            self._log_unanswered(session, message, top)
         yield reply
 
-    def _grounded(self, session: Session, text: str, used: list[Hit], start: float) -> Reply | None:
-        if is_no_answer(text):
-            return None
-        check = grounding.check(text, [h.text for h in used])
-        if not check.supported:
-            return None
-        cited = check.cited or [grounding.best_supporting(text, [h.text for h in used])]
-        sources = [_source(used[n - 1]) for n in cited]
-        confidence = max(s.score for s in sources)
-        return self._reply(session, "generated", text, confidence, sources, start)
+    def _grounded(self, session: Session, question: str, text: str, used: list[Hit], start: float) -> Reply | None:
+        """The generated answer if grounded; else the closest passage sentence; else None (fallback)."""
+        a = self.settings.answer
+        texts = [h.text for h in used]
+        embed = self.knowledge.embedder.embed
+        if not is_no_answer(text):
+            check = grounding.check(text, texts, a.grounding_min_overlap, a.grounding_min_similarity, embed)
+            if check.supported:
+                cited = check.cited or [grounding.best_supporting(text, texts)]
+                sources = [_source(used[n - 1]) for n in cited]
+                return self._reply(session, "generated", text, max(s.score for s in sources), sources, start)
+            log.info("generated answer rejected (%s)", check.reason)
+        best = grounding.best_sentence(question, texts, embed)
+        if best is not None and best[2] >= a.extractive_min_similarity:
+            n, sentence, _ = best
+            source = _source(used[n - 1])
+            return self._reply(session, "generated", f"{sentence} [1]", min(source.score, best[2]), [source],
+                               start, extractive=True)
+        return None
 
     def _check_escalation(self, session: Session, message: str) -> Escalation | None:
         """Escalation policy hook (filled in by the escalation issue): None = let the bot answer."""
         return None
 
-    def _reply(self, session: Session, mode: str, text: str, confidence: float, sources: list[Source],
-               start: float, escalation: Escalation | None = None) -> Reply:
+    def _log_unanswered(self, session: Session, message: str, top: Hit | None) -> None:
+        path = self.settings.answer.unanswered_log or self.settings.knowledge.path / "unanswered.jsonl"
+        record = {"ts": time.time(), "session_id": session.id, "question": message,
+                  "best_entry": top.entry_id if top else None, "best_score": round(top.score, 4) if top else None}
+        log.info("unanswered question: %s", message)
+        try:
+            with self._log_lock:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                with path.open("a", encoding="utf-8") as f:
+                    f.write(json.dumps(record, ensure_ascii=False) + "\n")
+        except OSError as e:  # never fail a customer's turn over the log
+            log.warning("could not log unanswered question to %s: %s", path, e)
+
+    def _reply(self, session: Session, mode: Mode, text: str, confidence: float, sources: list[Source],
+               start: float, escalation: Escalation | None = None, extractive: bool = False) -> Reply:
         reply = Reply(text=text, mode=mode, confidence=max(0.0, min(1.0, confidence)), sources=sources,
-                      escalation=escalation, session_id=session.id,
+                      escalation=escalation, session_id=session.id, extractive=extractive,
                       latency_ms=(time.perf_counter() - start) * 1000.0)
-        session.turns.append(Turn(role="bot", text=text, mode=mode))
+        self.sessions.append(session, Turn(role="bot", text=text, mode=mode,
+                                           data={"sources": [s.entry_id for s in sources]}))
         return reply

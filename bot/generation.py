@@ -1,7 +1,10 @@
-"""Text generators: a Hugging Face causal LM (chat template) behind one small interface.
+"""Text generators behind one small interface: ``warm_up()``, ``generate(messages)``, ``stream(messages)``.
 
-``warm_up()`` loads the model (shared per process through ``bot.models``); ``generate(messages)`` returns
-the text; ``stream(messages)`` yields it in pieces as it is decoded.
+* ``CausalLMGenerator``: AutoModelForCausalLM with its chat template (the default, SmolLM2);
+* ``Seq2SeqGenerator``: AutoModelForSeq2SeqLM (T5-style) on the flattened prompt;
+* ``OpenAIChatGenerator`` (``bot.openai_backend``): any OpenAI-compatible HTTP endpoint.
+
+Local models are loaded through ``bot.models`` (lazily, shared per process) and decode greedily.
 """
 
 from __future__ import annotations
@@ -10,7 +13,8 @@ import threading
 from pathlib import Path
 from typing import Any, Iterator, Protocol
 
-from bot.models import load_causal_lm
+from bot.models import load_causal_lm, load_seq2seq_lm
+from bot.prompting import flatten_messages
 
 
 class Generator(Protocol):
@@ -48,29 +52,79 @@ class CausalLMGenerator:
         return "".join(self.stream(messages))
 
     def stream(self, messages: list[dict[str, str]]) -> Iterator[str]:
-        import torch
-        from transformers import TextIteratorStreamer
-
         self.warm_up()
-        enc = self._inputs(messages)
-        streamer = TextIteratorStreamer(self._tok, skip_prompt=True, skip_special_tokens=True)
-        kwargs = dict(**enc, max_new_tokens=self.max_new_tokens, do_sample=False, streamer=streamer,
-                      pad_token_id=self._tok.pad_token_id or self._tok.eos_token_id)
-        errors: list[BaseException] = []
+        yield from _stream_generate(self._tok, self._model, self._inputs(messages), self.max_new_tokens,
+                                    skip_prompt=True)
 
-        def run() -> None:
-            try:
-                with torch.inference_mode():
-                    self._model.generate(**kwargs)
-            except BaseException as e:  # surfaced in the consumer thread
-                errors.append(e)
-                streamer.end()
 
-        thread = threading.Thread(target=run, daemon=True)
-        thread.start()
-        for piece in streamer:
-            if piece:
-                yield piece
-        thread.join()
-        if errors:
-            raise errors[0]
+class Seq2SeqGenerator:
+    """AutoModelForSeq2SeqLM on the flattened prompt (system + passages + question), greedy decoding."""
+
+    def __init__(self, model_ref: str, cache_dir: Path, max_new_tokens: int = 160) -> None:
+        self.model_ref = model_ref
+        self.cache_dir = cache_dir
+        self.max_new_tokens = max_new_tokens
+        self._tok: Any = None
+        self._model: Any = None
+        self._lock = threading.Lock()
+
+    def warm_up(self) -> "Seq2SeqGenerator":
+        if self._model is None:
+            with self._lock:
+                if self._model is None:
+                    self._tok, self._model = load_seq2seq_lm(self.model_ref, self.cache_dir)
+        return self
+
+    def generate(self, messages: list[dict[str, str]]) -> str:
+        return "".join(self.stream(messages))
+
+    def stream(self, messages: list[dict[str, str]]) -> Iterator[str]:
+        self.warm_up()
+        enc = self._tok(flatten_messages(messages), return_tensors="pt", truncation=True,
+                        max_length=getattr(self._tok, "model_max_length", 512) or 512)
+        yield from _stream_generate(self._tok, self._model, enc, self.max_new_tokens, skip_prompt=False)
+
+
+def _stream_generate(tok: Any, model: Any, enc: Any, max_new_tokens: int, skip_prompt: bool) -> Iterator[str]:
+    """Run ``model.generate`` in a thread and yield the decoded text as it comes."""
+    import torch
+    from transformers import TextIteratorStreamer
+
+    streamer = TextIteratorStreamer(tok, skip_prompt=skip_prompt, skip_special_tokens=True)
+    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    kwargs = dict(**enc, max_new_tokens=max_new_tokens, do_sample=False, streamer=streamer, pad_token_id=pad)
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            with torch.inference_mode():
+                model.generate(**kwargs)
+        except BaseException as e:  # surfaced in the consumer thread
+            errors.append(e)
+            streamer.end()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    for piece in streamer:
+        if piece:
+            yield piece
+    thread.join()
+    if errors:
+        raise errors[0]
+
+
+def make_generator(settings: Any) -> Generator:
+    """The generator the settings ask for (``settings`` is the full Settings object)."""
+    g = settings.generator
+    if g.backend == "openai":
+        from bot.errors import ConfigError
+        from bot.openai_backend import OpenAIChatGenerator
+
+        if not g.base_url:
+            raise ConfigError("generator.backend = 'openai' needs generator.base_url "
+                              "(e.g. http://127.0.0.1:8080/v1)")
+        return OpenAIChatGenerator(g.base_url, g.model, api_key=g.api_key, max_new_tokens=g.max_new_tokens,
+                                   timeout_s=g.timeout_s)
+    if g.architecture == "seq2seq":
+        return Seq2SeqGenerator(g.model, settings.cache, g.max_new_tokens)
+    return CausalLMGenerator(g.model, settings.cache, g.max_new_tokens)

@@ -1,11 +1,22 @@
-"""Checks that a generated answer is supported by the passages it cites (no NLI model needed)."""
+"""Checks that a generated answer is supported by the passages it cites (no NLI model needed).
+
+Three entailment-free checks: the citations point at passages that exist; enough of the answer's content
+words appear in the cited passages; and the answer is close in meaning to its best cited passage (the
+knowledge base's own sentence embeddings). When a check fails, ``best_sentence`` gives the extractive
+alternative: the passage sentence closest to the question.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import re
+from typing import Callable, Sequence
+
+import numpy as np
 
 from bot.prompting import citations
+
+Embed = Callable[[Sequence[str]], np.ndarray]  # texts -> L2-normalised vectors
 
 _WORD = re.compile(r"[a-z0-9€$£%]+(?:[.,:][0-9]+)*", re.IGNORECASE)
 _STOP = frozenset("""a an the and or but if then of to in on at by for with from as is are was were be been being
@@ -13,6 +24,9 @@ it its this that these those you your we our us i me my they them their he she h
 should may might must do does did done have has had not no yes so than too very just also there here what which
 who whom how when where why all any some each more most other such only own same into over under again about
 please thank thanks""".split())
+# The prompt's own delimiters in an answer mean the model copied its input rather than answering.
+_SCAFFOLD = re.compile(r"</?(passages|passage|question)>|^\s*\[\d+\][^\n]*\n", re.IGNORECASE | re.MULTILINE)
+_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
 
 
 def content_tokens(text: str) -> list[str]:
@@ -23,27 +37,42 @@ def content_tokens(text: str) -> list[str]:
 class Grounding:
     supported: bool
     overlap: float  # share of the answer's content tokens found in the cited passages
+    similarity: float | None  # embedding similarity with the best cited passage (None: not computed)
     cited: list[int]  # valid 1-based passage numbers cited
     invalid_citations: list[int]
+    reason: str = ""
 
 
-def check(answer: str, passages: list[str], min_overlap: float = 0.6) -> Grounding:
-    """Valid citations, and enough of the answer's content words present in the cited passages.
+def check(answer: str, passages: list[str], min_overlap: float = 0.6, min_similarity: float = 0.5,
+          embed: Embed | None = None) -> Grounding:
+    """Is ``answer`` supported by the passages it cites?
 
     With no citation at all, the answer is checked against every passage (weak models often forget to
     cite); the caller then reports the passages that support it best.
     """
+    if _SCAFFOLD.search(answer):
+        return Grounding(False, 0.0, None, [], [], "echoes the prompt instead of answering")
     cited_all = citations(answer)
     valid = [n for n in cited_all if 1 <= n <= len(passages)]
     invalid = [n for n in cited_all if n not in valid]
-    tokens = content_tokens(re.sub(r"\[\d+\]", " ", answer))
+    body = re.sub(r"\[\d+\]", " ", answer)
+    tokens = content_tokens(body)
+    if invalid:
+        return Grounding(False, 0.0, None, valid, invalid, f"cites passages that do not exist: {invalid}")
     if not tokens:
-        return Grounding(False, 0.0, valid, invalid)
+        return Grounding(False, 0.0, None, valid, invalid, "no content")
     evidence = [passages[n - 1] for n in valid] if valid else passages
     vocab = set(content_tokens(" ".join(evidence)))
     overlap = sum(t in vocab for t in tokens) / len(tokens)
-    return Grounding(supported=overlap >= min_overlap and not invalid, overlap=overlap, cited=valid,
-                     invalid_citations=invalid)
+    if overlap < min_overlap:
+        return Grounding(False, overlap, None, valid, invalid, f"only {overlap:.0%} of its words are in the passages")
+    similarity = None
+    if embed is not None:
+        vectors = embed([body, *evidence])
+        similarity = float(np.max(vectors[1:] @ vectors[0]))
+        if similarity < min_similarity:
+            return Grounding(False, overlap, similarity, valid, invalid, f"similarity {similarity:.2f} too low")
+    return Grounding(True, overlap, similarity, valid, invalid)
 
 
 def best_supporting(answer: str, passages: list[str]) -> int:
@@ -51,3 +80,22 @@ def best_supporting(answer: str, passages: list[str]) -> int:
     tokens = set(content_tokens(answer))
     scores = [len(tokens & set(content_tokens(p))) for p in passages]
     return 1 + max(range(len(passages)), key=lambda i: scores[i]) if passages else 0
+
+
+def sentences(text: str) -> list[str]:
+    out = []
+    for block in re.split(r"\n\s*\n|\n(?=[-*|#])", text):
+        block = " ".join(block.split()).strip(" -*|#")
+        out.extend(s.strip() for s in _SENTENCE.split(block) if len(s.split()) >= 4)
+    return out
+
+
+def best_sentence(question: str, passages: list[str], embed: Embed) -> tuple[int, str, float] | None:
+    """(1-based passage, sentence, similarity) of the passage sentence closest to ``question``."""
+    candidates = [(i + 1, s) for i, p in enumerate(passages) for s in sentences(p)]
+    if not candidates:
+        return None
+    vectors = embed([question, *(s for _, s in candidates)])
+    sims = vectors[1:] @ vectors[0]
+    best = int(np.argmax(sims))
+    return candidates[best][0], candidates[best][1], float(sims[best])

@@ -45,9 +45,13 @@ def build_messages(question: str, passages: list[PromptPassage]) -> list[dict[st
     return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
 
 
+def flatten_messages(messages: list[dict[str, str]]) -> str:
+    """One string from chat messages, for seq2seq models and endpoints without chat templates."""
+    return "\n\n".join(m["content"] for m in messages)
+
+
 def build_text_prompt(question: str, passages: list[PromptPassage]) -> str:
-    """A single string for seq2seq models and endpoints without chat templates."""
-    return "\n\n".join(m["content"] for m in build_messages(question, passages))
+    return flatten_messages(build_messages(question, passages))
 
 
 CITATION = re.compile(r"\[(\d{1,2})\]")

@@ -47,3 +47,4 @@ class Reply(BaseModel):
     escalation: Escalation | None = None
     session_id: str
     latency_ms: float = 0.0
+    extractive: bool = False  # generated mode: a passage sentence quoted because the LM's answer failed the check

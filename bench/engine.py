@@ -1,0 +1,202 @@
+"""Conversation-engine benchmark (issue: conversation engine).
+
+    .venv/bin/python bench/engine.py [--skip-demo]
+
+1. BANKING77 + out-of-scope, decision level. The knowledge base is the BANKING77 80% split (one entry per
+   intent); in-scope queries are the 20% dev split; out-of-scope queries are texts whose intent is not in
+   the knowledge base: Bitext shop requests (orders, delivery, invoices, newsletter), TweetEval tweets and
+   review sentences. For every threshold t on the fused score: share of in-scope queries answered with the
+   right entry (top-1 correct and score >= t) and share of out-of-scope queries that fall back (score < t).
+   Generated answers are counted as answering with their top entry (the grounding check can only turn more
+   of them into fallbacks). Plots bench/results/threshold_tradeoff.png.
+2. The demo knowledge base (examples/acme) and the scripted set bench/data/acme_scripted.jsonl, through the
+   real bot with the default generator: share handled right per question type and per mode, facts found,
+   and the grounding rate of the language model's answers.
+
+Writes bench/results/engine.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from bench.common import REPO, RESULTS, SHARED, banking77_entries, banking77_split, percentiles, require, save  # noqa: E402
+
+OOS_BITEXT_INTENTS = {"place_order", "track_order", "change_order", "cancel_order", "delivery_options",
+                      "delivery_period", "change_shipping_address", "set_up_shipping_address",
+                      "newsletter_subscription", "get_invoice", "check_invoice"}
+
+
+def out_of_scope(n_each: int = 300, seed: int = 3) -> list[tuple[str, str]]:
+    rng = random.Random(seed)
+    bitext = []
+    with require(SHARED / "bitext" / "customer_support_sample.csv").open(newline="", encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            if row["intent"] in OOS_BITEXT_INTENTS:
+                bitext.append(row["instruction"].strip())
+    tweets = require(SHARED / "tweeteval" / "sentiment" / "val_text.txt").read_text(encoding="utf-8").splitlines()
+    reviews = []
+    for name in ("amazon_cells_labelled.txt", "yelp_labelled.txt", "imdb_labelled.txt"):
+        for line in require(SHARED / "review_sentences" / name).read_text(encoding="utf-8").splitlines():
+            if "\t" in line:
+                reviews.append(line.rsplit("\t", 1)[0].strip())
+    out = []
+    for source, texts in (("bitext-shop", bitext), ("tweeteval", tweets), ("reviews", reviews)):
+        texts = [t for t in dict.fromkeys(texts) if t]
+        out.extend((t, source) for t in rng.sample(texts, min(n_each, len(texts))))
+    return out
+
+
+def banking_tradeoff(answer_threshold: float, generate_threshold: float) -> dict:
+    from knowledge import KnowledgeBase
+
+    train, dev = banking77_split()
+    oos = out_of_scope()
+    with tempfile.TemporaryDirectory() as tmp:
+        kb = KnowledgeBase(path=Path(tmp) / "kb")
+        kb.add(banking77_entries(train), source="banking77")
+        ins = [(h[0].score, h[0].entry_id == intent) for text, intent in dev if (h := kb.search(text, k=1))]
+        outs = [(h[0].score if h else 0.0, src) for text, src in oos for h in [kb.search(text, k=1)]]
+    grid = [round(0.30 + 0.01 * i, 2) for i in range(66)]
+    curve = []
+    for t in grid:
+        answered_right = sum(ok and s >= t for s, ok in ins) / len(ins)
+        oos_fallback = sum(s < t for s, _ in outs) / len(outs)
+        curve.append({"threshold": t, "in_scope_answered_right": round(answered_right, 4),
+                      "out_of_scope_fallback": round(oos_fallback, 4)})
+    at = next(c for c in curve if c["threshold"] == round(generate_threshold, 2))
+    faq_share = sum(s >= answer_threshold for s, _ in ins) / len(ins)
+    faq_precision = (sum(ok for s, ok in ins if s >= answer_threshold) /
+                     max(1, sum(s >= answer_threshold for s, _ in ins)))
+    by_source = {}
+    for src in sorted({s for _, s in outs}):
+        scores = [sc for sc, s in outs if s == src]
+        by_source[src] = round(sum(sc < generate_threshold for sc in scores) / len(scores), 4)
+    result = {"in_scope_queries": len(ins), "out_of_scope_queries": len(outs),
+              "generate_threshold": generate_threshold, "answer_threshold": answer_threshold,
+              "in_scope_answered_right": at["in_scope_answered_right"],
+              "out_of_scope_fallback": at["out_of_scope_fallback"],
+              "out_of_scope_fallback_by_source": by_source,
+              "in_scope_faq_mode_share": round(faq_share, 4), "faq_mode_precision": round(faq_precision, 4),
+              "curve": curve}
+    plot(curve, generate_threshold)
+    return result
+
+
+def plot(curve: list[dict], chosen: float) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    t = [c["threshold"] for c in curve]
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
+    ax.plot(t, [c["in_scope_answered_right"] for c in curve], label="in-scope answered with the right entry")
+    ax.plot(t, [c["out_of_scope_fallback"] for c in curve], label="out-of-scope falling back")
+    ax.axvline(chosen, color="grey", linestyle="--", label=f"default generate_threshold = {chosen}")
+    ax.axhline(0.88, color="C0", linestyle=":", linewidth=0.8)
+    ax.axhline(0.85, color="C1", linestyle=":", linewidth=0.8)
+    ax.set_xlabel("threshold on the fused retrieval score")
+    ax.set_ylabel("share of queries")
+    ax.set_title("BANKING77 knowledge base: answering vs abstaining")
+    ax.set_ylim(0, 1.01)
+    ax.legend(loc="lower left", fontsize=8)
+    fig.tight_layout()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    fig.savefig(RESULTS / "threshold_tradeoff.png")
+
+
+def demo_scripted() -> dict:
+    from bot.config import load_settings
+    from bot.engine import Bot
+    from knowledge import KnowledgeBase
+
+    cases = [json.loads(line) for line in (REPO / "bench" / "data" / "acme_scripted.jsonl").read_text().splitlines()
+             if line.strip()]
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = load_settings(knowledge={"path": Path(tmp) / "kb"}, answer={"unanswered_log": Path(tmp) / "u.jsonl"})
+        KnowledgeBase(settings=settings).ingest(REPO / "examples" / "acme")
+        bot = Bot(settings=settings).warm_up()
+        grounding_log: list[str] = []
+        import logging
+
+        class Capture(logging.Handler):
+            def emit(self, record: logging.LogRecord) -> None:
+                if record.getMessage().startswith("generated answer rejected"):
+                    grounding_log.append(record.getMessage())
+
+        logging.getLogger("supportbot").addHandler(Capture())
+        logging.getLogger("supportbot").setLevel(logging.INFO)
+        rows = []
+        for case in cases:
+            sid = f"bench-{case['id']}"
+            before = len(grounding_log)
+            for turn in case["turns"]:
+                reply = bot.chat(turn, session_id=sid)
+            lm_called = reply.mode == "generated" or len(grounding_log) > before or \
+                (reply.mode == "fallback" and reply.confidence >= bot.settings.answer.generate_threshold)
+            if case["expect"] == "fallback":
+                right = reply.mode == "fallback"
+            else:
+                right = reply.mode in ("faq", "generated") and case["expect"] in [s.entry_id for s in reply.sources]
+            facts = all(f.lower() in reply.text.lower() for f in case["facts"]) if right else False
+            rows.append({"id": case["id"], "type": case["type"], "expect": case["expect"], "mode": reply.mode,
+                         "extractive": reply.extractive, "sources": [s.entry_id for s in reply.sources],
+                         "right": right, "facts_found": facts, "lm_called": lm_called,
+                         "lm_grounded": reply.mode == "generated" and not reply.extractive,
+                         "latency_ms": round(reply.latency_ms, 1), "text": reply.text[:300]})
+    by_type = {}
+    for t in sorted({r["type"] for r in rows}):
+        sub = [r for r in rows if r["type"] == t]
+        by_type[t] = {"n": len(sub), "right": round(sum(r["right"] for r in sub) / len(sub), 3),
+                      "facts": round(sum(r["facts_found"] for r in sub) / len(sub), 3)}
+    by_mode = {}
+    for m in ("faq", "generated", "fallback"):
+        sub = [r for r in rows if r["mode"] == m]
+        if sub:
+            by_mode[m] = {"n": len(sub), "right": round(sum(r["right"] for r in sub) / len(sub), 3)}
+    lm = [r for r in rows if r["lm_called"]]
+    faq_latency = [r["latency_ms"] for r in rows if r["mode"] == "faq"]
+    return {"cases": len(rows), "right": round(sum(r["right"] for r in rows) / len(rows), 3), "by_type": by_type,
+            "by_mode": by_mode, "lm_answers": len(lm),
+            "lm_grounding_rate": round(sum(r["lm_grounded"] for r in lm) / len(lm), 3) if lm else None,
+            "extractive_answers": sum(r["extractive"] for r in rows),
+            "faq_latency": percentiles(faq_latency) if faq_latency else None, "rows": rows}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--skip-demo", action="store_true", help="only the BANKING77 decision benchmark")
+    args = ap.parse_args()
+    from bot.config import load_settings
+
+    a = load_settings().answer
+    out = {"banking77": banking_tradeoff(a.answer_threshold, a.generate_threshold)}
+    b = out["banking77"]
+    print(f"BANKING77 @ generate_threshold {a.generate_threshold}: in-scope answered right "
+          f"{b['in_scope_answered_right']}, out-of-scope fallback {b['out_of_scope_fallback']} "
+          f"{b['out_of_scope_fallback_by_source']}; faq mode {b['in_scope_faq_mode_share']} "
+          f"(precision {b['faq_mode_precision']})", flush=True)
+    if not args.skip_demo:
+        out["demo"] = demo_scripted()
+        d = out["demo"]
+        print(f"demo scripted: {d['right']} right of {d['cases']}; by type {d['by_type']}; by mode {d['by_mode']}; "
+              f"LM answers {d['lm_answers']}, grounding rate {d['lm_grounding_rate']}, extractive "
+              f"{d['extractive_answers']}; faq latency {d['faq_latency']}", flush=True)
+    print(save("engine", out))
+
+
+if __name__ == "__main__":
+    main()
