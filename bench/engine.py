@@ -118,7 +118,7 @@ def plot(curve: list[dict], chosen: float) -> None:
     fig.savefig(RESULTS / "threshold_tradeoff.png")
 
 
-def demo_scripted() -> dict:
+def demo_scripted(generator_dtype: str = "float32") -> dict:
     from bot.config import load_settings
     from bot.engine import Bot
     from knowledge import KnowledgeBase
@@ -126,7 +126,8 @@ def demo_scripted() -> dict:
     cases = [json.loads(line) for line in (REPO / "bench" / "data" / "acme_scripted.jsonl").read_text().splitlines()
              if line.strip()]
     with tempfile.TemporaryDirectory() as tmp:
-        settings = load_settings(knowledge={"path": Path(tmp) / "kb"}, answer={"unanswered_log": Path(tmp) / "u.jsonl"})
+        settings = load_settings(knowledge={"path": Path(tmp) / "kb"}, answer={"unanswered_log": Path(tmp) / "u.jsonl"},
+                                 generator={"dtype": generator_dtype})
         KnowledgeBase(settings=settings).ingest(REPO / "examples" / "acme")
         bot = Bot(settings=settings).warm_up()
         grounding_log: list[str] = []
@@ -179,6 +180,8 @@ def demo_scripted() -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--skip-demo", action="store_true", help="only the BANKING77 decision benchmark")
+    ap.add_argument("--generator-dtype", default=None, help="float32 or bfloat16 (default: the settings')")
+    ap.add_argument("--out", default="engine", help="results name under bench/results/")
     args = ap.parse_args()
     from bot.config import load_settings
 
@@ -190,12 +193,12 @@ def main() -> None:
           f"{b['out_of_scope_fallback_by_source']}; faq mode {b['in_scope_faq_mode_share']} "
           f"(precision {b['faq_mode_precision']})", flush=True)
     if not args.skip_demo:
-        out["demo"] = demo_scripted()
+        out["demo"] = demo_scripted(args.generator_dtype or load_settings().generator.dtype)
         d = out["demo"]
         print(f"demo scripted: {d['right']} right of {d['cases']}; by type {d['by_type']}; by mode {d['by_mode']}; "
               f"LM answers {d['lm_answers']}, grounding rate {d['lm_grounding_rate']}, extractive "
               f"{d['extractive_answers']}; faq latency {d['faq_latency']}", flush=True)
-    print(save("engine", out))
+    print(save(args.out, out))
 
 
 if __name__ == "__main__":

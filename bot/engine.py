@@ -21,7 +21,7 @@ from bot import grounding
 from bot.condense import contextual_query
 from bot.config import Settings, load_settings
 from bot.generation import Generator, make_generator
-from bot.prompting import PromptPassage, build_messages, is_no_answer
+from bot.prompting import PromptPassage, build_messages, is_no_answer, strip_instructions
 from bot.sessions import Session, SessionStore, Turn, make_sessions
 from bot.types import Escalation, Mode, Reply, Source
 from knowledge import Hit, KnowledgeBase
@@ -88,11 +88,12 @@ class Bot:
         return BotRunnable(bot=self, output=output)
 
     # --- one turn ------------------------------------------------------------------------------------------
-    def retrieve(self, session: Session, message: str) -> list[Hit]:
-        """Search with the message, or with the message in context when it reads like a follow-up."""
+    def retrieve(self, message: str, previous: list[str] | tuple[str, ...] = ()) -> list[Hit]:
+        """Search with the message, or with the message in context (the customer's ``previous`` turns) when
+        it reads like a follow-up."""
         hits = self.knowledge.search(message)
-        previous = session.customer_turns()[:-1][-max(1, self.settings.sessions.history_turns):]
-        query = contextual_query(message, previous)
+        history = self.settings.sessions.history_turns
+        query = contextual_query(message, list(previous)[-history:]) if history else None
         if query is None or (hits and hits[0].score >= self.settings.answer.answer_threshold):
             return hits
         joint = self.knowledge.search(query)
@@ -100,13 +101,14 @@ class Bot:
 
     def _turn(self, session: Session, message: str) -> Iterator[str | Reply]:
         start = time.perf_counter()
+        previous = session.customer_turns()
         self.sessions.append(session, Turn(role="customer", text=message))
         escalation = self._check_escalation(session, message)
         if escalation is not None:
             yield self._reply(session, "handoff", escalation.detail, 1.0, [], start, escalation=escalation)
             return
         a = self.settings.answer
-        hits = self.retrieve(session, message)
+        hits = [h.model_copy(update={"text": strip_instructions(h.text)}) for h in self.retrieve(message, previous)]
         top = hits[0] if hits else None
         reply = None
         if top is not None and top.kind == "faq" and top.score >= a.answer_threshold:

@@ -28,10 +28,11 @@ class Generator(Protocol):
 class CausalLMGenerator:
     """AutoModelForCausalLM with its chat template, greedy decoding."""
 
-    def __init__(self, model_ref: str, cache_dir: Path, max_new_tokens: int = 160) -> None:
+    def __init__(self, model_ref: str, cache_dir: Path, max_new_tokens: int = 160, dtype: str = "float32") -> None:
         self.model_ref = model_ref
         self.cache_dir = cache_dir
         self.max_new_tokens = max_new_tokens
+        self.dtype = dtype
         self._tok: Any = None
         self._model: Any = None
         self._lock = threading.Lock()
@@ -40,7 +41,7 @@ class CausalLMGenerator:
         if self._model is None:
             with self._lock:
                 if self._model is None:
-                    self._tok, self._model = load_causal_lm(self.model_ref, self.cache_dir)
+                    self._tok, self._model = load_causal_lm(self.model_ref, self.cache_dir, self.dtype)
         return self
 
     def _inputs(self, messages: list[dict[str, str]]) -> Any:
@@ -127,4 +128,4 @@ def make_generator(settings: Any) -> Generator:
                                    timeout_s=g.timeout_s)
     if g.architecture == "seq2seq":
         return Seq2SeqGenerator(g.model, settings.cache, g.max_new_tokens)
-    return CausalLMGenerator(g.model, settings.cache, g.max_new_tokens)
+    return CausalLMGenerator(g.model, settings.cache, g.max_new_tokens, g.dtype)

@@ -9,8 +9,12 @@ from langchain_core.runnables import Runnable, RunnableConfig
 
 class BotRunnable(Runnable[Any, Any]):
     """Input: a message (str) or ``{"message": ..., "session_id": ...}``. Output: the reply text, or the
-    whole ``Reply`` with ``output="reply"``. ``stream`` yields text chunks (and, with ``output="reply"``,
-    ends with the ``Reply``)."""
+    whole ``Reply`` with ``output="reply"``.
+
+    ``stream`` with ``output="reply"`` yields the raw text chunks as they are generated, then the ``Reply``
+    (whose text is authoritative). With ``output="text"`` it yields only text that passed the grounding
+    check: the generated chunks once the answer is accepted, or the replacement text if it was not, so a
+    chain never receives an answer the bot rejected."""
 
     def __init__(self, bot: Any, output: str = "text") -> None:
         if output not in ("text", "reply"):
@@ -35,13 +39,14 @@ class BotRunnable(Runnable[Any, Any]):
         from bot.types import Reply
 
         message, session_id = self._args(input)
-        streamed = ""
+        chunks: list[str] = []
         for item in self.bot.stream(message, session_id=session_id):
-            if isinstance(item, Reply):
-                if self.output == "reply":
-                    yield item
-                elif not streamed:  # faq / fallback replies come whole
+            if self.output == "reply":
+                yield item
+            elif isinstance(item, Reply):
+                if chunks and "".join(chunks).strip() == item.text:
+                    yield from chunks
+                else:
                     yield item.text
             else:
-                streamed += item
-                yield item
+                chunks.append(item)

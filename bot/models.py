@@ -289,22 +289,23 @@ def load_sentence_transformer(ref: str, cache_dir: Path) -> Any:
     return _shared("sentence-transformer", location, load)
 
 
-def load_causal_lm(ref: str, cache_dir: Path) -> tuple[Any, Any]:
-    """(tokenizer, model) for a causal LM, in eval mode."""
+def load_causal_lm(ref: str, cache_dir: Path, dtype: str = "float32") -> tuple[Any, Any]:
+    """(tokenizer, model) for a causal LM, in eval mode, with weights in ``dtype``."""
     location = materialize(ref, cache_dir)
 
     def load() -> tuple[Any, Any]:
+        import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         def go() -> tuple[Any, Any]:
             tok = AutoTokenizer.from_pretrained(location)
-            model = AutoModelForCausalLM.from_pretrained(location)
+            model = AutoModelForCausalLM.from_pretrained(location, dtype=getattr(torch, dtype))
             model.eval()
             return tok, model
 
         return _loading(ref, "generator", go)
 
-    return _shared("causal-lm", location, load)
+    return _shared(f"causal-lm-{dtype}", location, load)
 
 
 def load_seq2seq_lm(ref: str, cache_dir: Path) -> tuple[Any, Any]:

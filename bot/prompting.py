@@ -31,6 +31,26 @@ def _clean(text: str) -> str:
     return re.sub(r"</?(passages|passage|question)>", "", text, flags=re.IGNORECASE).strip()
 
 
+# Sentences in knowledge-base text that address the bot rather than the customer ("ignore previous
+# instructions", "reply only with ...") are dropped before the text reaches the prompt or the grounding
+# check, so a poisoned passage can neither steer the model nor vouch for the answer it asks for.
+_INSTRUCTION = re.compile(
+    r"\b(ignore|disregard|forget|override)\b[^.!?\n]{0,40}\b(instructions?|prompts?|rules|guidelines)\b"
+    r"|\b(reply|respond|answer|say)\b[^.!?\n]{0,20}\bonly with\b"
+    r"|\byou are now\b|\bsystem prompt\b|\bnew instructions?\b|\bact as (an?|the)\b",
+    re.IGNORECASE,
+)
+_SENT = re.compile(r"(?<=[.!?])\s+|\n+")
+
+
+def strip_instructions(text: str) -> str:
+    """``text`` without the sentences that try to instruct the assistant."""
+    if not _INSTRUCTION.search(text):
+        return text
+    kept = [s for s in _SENT.split(text) if s.strip() and not _INSTRUCTION.search(s)]
+    return " ".join(kept)
+
+
 def format_passages(passages: list[PromptPassage]) -> str:
     lines = ["<passages>"]
     for i, p in enumerate(passages, start=1):
