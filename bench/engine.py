@@ -118,7 +118,7 @@ def plot(curve: list[dict], chosen: float) -> None:
     fig.savefig(RESULTS / "threshold_tradeoff.png")
 
 
-def demo_scripted(generator_dtype: str = "float32") -> dict:
+def demo_scripted(generator: dict | None = None) -> dict:
     from bot.config import load_settings
     from bot.engine import Bot
     from knowledge import KnowledgeBase
@@ -127,7 +127,7 @@ def demo_scripted(generator_dtype: str = "float32") -> dict:
              if line.strip()]
     with tempfile.TemporaryDirectory() as tmp:
         settings = load_settings(knowledge={"path": Path(tmp) / "kb"}, answer={"unanswered_log": Path(tmp) / "u.jsonl"},
-                                 generator={"dtype": generator_dtype})
+                                 generator=generator or {})
         KnowledgeBase(settings=settings).ingest(REPO / "examples" / "acme")
         bot = Bot(settings=settings).warm_up()
         grounding_log: list[str] = []
@@ -140,10 +140,26 @@ def demo_scripted(generator_dtype: str = "float32") -> dict:
 
         logging.getLogger("supportbot").addHandler(Capture())
         logging.getLogger("supportbot").setLevel(logging.INFO)
+        # Record every grounding check's measurements (the engine's own function, wrapped) for the sweep.
+        from bot import grounding
+
+        checks: list[dict] = []
+        real_check = grounding.check
+
+        def recording_check(answer, passages, *a, **k):
+            result = real_check(answer, passages, 0.0, 0.0, *a[2:], **k)
+            checks.append({"answer": answer, "overlap": result.overlap, "similarity": result.similarity,
+                           "valid": not result.invalid_citations and result.reason != "echoes the prompt instead of answering"
+                           and result.reason != "no content"})
+            return real_check(answer, passages, *a, **k)
+
+        grounding.check = recording_check
+        followup_retrieval = followups_with_and_without_context(bot, cases)
         rows = []
         for case in cases:
             sid = f"bench-{case['id']}"
             before = len(grounding_log)
+            n_checks = len(checks)
             for turn in case["turns"]:
                 reply = bot.chat(turn, session_id=sid)
             lm_called = reply.mode == "generated" or len(grounding_log) > before or \
@@ -153,6 +169,10 @@ def demo_scripted(generator_dtype: str = "float32") -> dict:
             else:
                 right = reply.mode in ("faq", "generated") and case["expect"] in [s.entry_id for s in reply.sources]
             facts = all(f.lower() in reply.text.lower() for f in case["facts"]) if right else False
+            for c in checks[n_checks:]:  # was the LM's own answer right (expected source's facts present)?
+                c["case"], c["expect"] = case["id"], case["expect"]
+                c["answer_right"] = case["expect"] != "fallback" and bool(case["facts"]) and \
+                    all(f.lower() in c["answer"].lower() for f in case["facts"])
             rows.append({"id": case["id"], "type": case["type"], "expect": case["expect"], "mode": reply.mode,
                          "extractive": reply.extractive, "sources": [s.entry_id for s in reply.sources],
                          "right": right, "facts_found": facts, "lm_called": lm_called,
@@ -168,19 +188,48 @@ def demo_scripted(generator_dtype: str = "float32") -> dict:
         sub = [r for r in rows if r["mode"] == m]
         if sub:
             by_mode[m] = {"n": len(sub), "right": round(sum(r["right"] for r in sub) / len(sub), 3)}
+    grounding.check = real_check
     lm = [r for r in rows if r["lm_called"]]
+    sweep = []
+    for min_overlap in (0.4, 0.5, 0.6, 0.7, 0.8):
+        for min_sim in (0.3, 0.4, 0.5, 0.6, 0.7):
+            accepted = [c for c in checks if c["valid"] and c["overlap"] >= min_overlap
+                        and (c["similarity"] or 0) >= min_sim]
+            sweep.append({"min_overlap": min_overlap, "min_similarity": min_sim, "accepted": len(accepted),
+                          "accepted_right": sum(c["answer_right"] for c in accepted),
+                          "rejected_right": sum(c["answer_right"] for c in checks) - sum(c["answer_right"] for c in accepted)})
     faq_latency = [r["latency_ms"] for r in rows if r["mode"] == "faq"]
     return {"cases": len(rows), "right": round(sum(r["right"] for r in rows) / len(rows), 3), "by_type": by_type,
             "by_mode": by_mode, "lm_answers": len(lm),
             "lm_grounding_rate": round(sum(r["lm_grounded"] for r in lm) / len(lm), 3) if lm else None,
             "extractive_answers": sum(r["extractive"] for r in rows),
-            "faq_latency": percentiles(faq_latency) if faq_latency else None, "rows": rows}
+            "faq_latency": percentiles(faq_latency) if faq_latency else None,
+            "followup_retrieval": followup_retrieval, "grounding_checks": len(checks), "grounding_sweep": sweep,
+            "checks": checks, "rows": rows}
+
+
+def followups_with_and_without_context(bot, cases: list[dict]) -> dict:
+    """Retrieval for the follow-up turns: expected entry at top-1 / in top-3, with and without condensation."""
+    out = {}
+    for label, use_context in (("with_context", True), ("message_alone", False)):
+        top1 = top3 = n = 0
+        for case in cases:
+            if case["type"] != "followup":
+                continue
+            hits = bot.retrieve(case["turns"][-1], case["turns"][:-1] if use_context else [])
+            ids = [h.entry_id for h in hits[:3]]
+            n += 1
+            top1 += bool(ids) and ids[0] == case["expect"]
+            top3 += case["expect"] in ids
+        out[label] = {"n": n, "top1": round(top1 / n, 3), "top3": round(top3 / n, 3)}
+    return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--skip-demo", action="store_true", help="only the BANKING77 decision benchmark")
     ap.add_argument("--generator-dtype", default=None, help="float32 or bfloat16 (default: the settings')")
+    ap.add_argument("--prompt-lookup", type=int, default=None, help="prompt_lookup_tokens (default: the settings')")
     ap.add_argument("--out", default="engine", help="results name under bench/results/")
     args = ap.parse_args()
     from bot.config import load_settings
@@ -193,11 +242,21 @@ def main() -> None:
           f"{b['out_of_scope_fallback_by_source']}; faq mode {b['in_scope_faq_mode_share']} "
           f"(precision {b['faq_mode_precision']})", flush=True)
     if not args.skip_demo:
-        out["demo"] = demo_scripted(args.generator_dtype or load_settings().generator.dtype)
+        gen = {}
+        if args.generator_dtype:
+            gen["dtype"] = args.generator_dtype
+        if args.prompt_lookup is not None:
+            gen["prompt_lookup_tokens"] = args.prompt_lookup
+        out["generator"] = {**load_settings().generator.model_dump(include={"dtype", "prompt_lookup_tokens"}), **gen}
+        out["demo"] = demo_scripted(gen)
         d = out["demo"]
         print(f"demo scripted: {d['right']} right of {d['cases']}; by type {d['by_type']}; by mode {d['by_mode']}; "
               f"LM answers {d['lm_answers']}, grounding rate {d['lm_grounding_rate']}, extractive "
-              f"{d['extractive_answers']}; faq latency {d['faq_latency']}", flush=True)
+              f"{d['extractive_answers']}; faq latency {d['faq_latency']}; follow-up retrieval "
+              f"{d['followup_retrieval']}", flush=True)
+        for row in d["grounding_sweep"]:
+            print(f"  grounding overlap>={row['min_overlap']} sim>={row['min_similarity']}: accepted "
+                  f"{row['accepted']} ({row['accepted_right']} right), rejected right {row['rejected_right']}")
     print(save(args.out, out))
 
 

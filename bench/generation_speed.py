@@ -1,80 +1,88 @@
-"""SmolLM2 decode speed on this CPU: first-token latency and tokens/s, fp32 vs bf16 weights.
+"""SmolLM2 generation speed on this CPU, through the bot's own generator (streaming).
 
-    .venv/bin/python bench/generation_speed.py [--tokens 48] [--reps 3]
+    .venv/bin/python bench/generation_speed.py [--questions 8] [--max-new-tokens 96]
 
-Decoding a 135M-parameter model one token at a time reads every weight once per token, so it is bound by
-memory bandwidth, not arithmetic: halving the bytes per weight (bf16) is the lever. int8 dynamic
-quantisation (per-tensor or per-channel, with or without the tied lm_head) was tried and produced
-degenerate text with this model, so it is not offered. Writes bench/results/generation_speed.json.
+Baseline: plain fp32 transformers ``generate`` (greedy). Variants: bfloat16 weights (decoding a 135M model
+one token at a time reads every weight per token, so it is bound by memory bandwidth and Python overhead,
+not arithmetic), and prompt-lookup decoding (drafts tokens from n-grams of the prompt, which grounded
+answers copy from, and verifies them in one forward pass; greedy-equivalent). Prompts are the real RAG
+prompts for the demo knowledge base's scripted questions. Reports first-token latency (time to the first
+streamed text) and tokens per second over whole answers (prefill included). int8 dynamic quantisation was
+tried and gave degenerate text with this model. Quality is compared with bench/engine.py (see README).
+Writes bench/results/generation_speed.json.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import save  # noqa: E402
+from bench.common import REPO, save  # noqa: E402
 
-QUESTIONS = ["when will I get my money back after returning?", "do you deliver to Norway and how much is it?",
-             "how long does a warranty repair take?"]
+VARIANTS = {
+    "fp32 greedy (plain transformers generate)": {"dtype": "float32", "prompt_lookup_tokens": 0},
+    "fp32 + prompt lookup": {"dtype": "float32", "prompt_lookup_tokens": 10},
+    "bf16 greedy": {"dtype": "bfloat16", "prompt_lookup_tokens": 0},
+    "bf16 + prompt lookup (default on bf16 CPUs)": {"dtype": "bfloat16", "prompt_lookup_tokens": 10},
+}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--tokens", type=int, default=48)
-    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--questions", type=int, default=8)
+    ap.add_argument("--max-new-tokens", type=int, default=96)
     args = ap.parse_args()
     import torch
 
     from bot.config import load_settings
-    from bot.models import load_causal_lm
+    from bot.generation import CausalLMGenerator
     from bot.prompting import PromptPassage, build_messages
     from knowledge import KnowledgeBase
 
-    settings = load_settings()
-    tok, fp32 = load_causal_lm("bundled:smollm2", settings.cache)
-    kb = KnowledgeBase(settings=settings) if KnowledgeBase(settings=settings).exists() else None
-    prompts = []
-    for q in QUESTIONS:
-        hits = kb.search(q, k=3) if kb else []
-        passages = [PromptPassage(h.title, h.text) for h in hits] or [PromptPassage("Refunds", "Refunds take 5 days.")]
-        prompts.append(tok.apply_chat_template(build_messages(q, passages), add_generation_prompt=True,
-                                               return_tensors="pt", return_dict=True))
-    variants = {"fp32": fp32, "bf16": load_causal_lm("bundled:smollm2", settings.cache, "bfloat16")[1]}
-    out: dict = {"tokens": args.tokens, "torch_threads": torch.get_num_threads(),
-                 "prompt_tokens": [int(p["input_ids"].shape[1]) for p in prompts]}
+    cases = [json.loads(line) for line in (REPO / "bench" / "data" / "acme_scripted.jsonl").read_text().splitlines()
+             if line.strip()]
+    questions = [c["turns"][-1] for c in cases if c["type"] in ("article", "paraphrase")][: args.questions]
+    out: dict = {"questions": len(questions), "max_new_tokens": args.max_new_tokens,
+                 "torch_threads": torch.get_num_threads(), "variants": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = load_settings(knowledge={"path": Path(tmp) / "kb"})
+        kb = KnowledgeBase(settings=settings)
+        kb.ingest(REPO / "examples" / "acme")
+        prompts = [build_messages(q, [PromptPassage(h.title, h.text) for h in kb.search(q, k=3)]) for q in questions]
     texts: dict[str, list[str]] = {}
-    for name, model in variants.items():
-        first, rate = [], []
+    for name, opts in VARIANTS.items():
+        gen = CausalLMGenerator("bundled:smollm2", settings.cache, args.max_new_tokens, **opts).warm_up()
+        gen.generate(prompts[0])  # warm-up
+        first, rates = [], []
         texts[name] = []
-        with torch.inference_mode():
-            model.generate(**prompts[0], max_new_tokens=4, do_sample=False)
-            for _ in range(args.reps):
-                for enc in prompts:
-                    t = time.perf_counter()
-                    model.generate(**enc, max_new_tokens=1, do_sample=False)
-                    ft = time.perf_counter() - t
-                    t = time.perf_counter()
-                    ids = model.generate(**enc, max_new_tokens=args.tokens, min_new_tokens=args.tokens, do_sample=False)
-                    dt = time.perf_counter() - t
-                    first.append(ft * 1000)
-                    rate.append((args.tokens - 1) / max(1e-6, dt - ft))
-            for enc in prompts:
-                ids = model.generate(**enc, max_new_tokens=args.tokens, do_sample=False)
-                texts[name].append(tok.decode(ids[0][enc["input_ids"].shape[1]:], skip_special_tokens=True))
-        out[name] = {"first_token_ms_p50": round(statistics.median(first), 1),
-                     "decode_tokens_per_s_p50": round(statistics.median(rate), 1)}
-        print(name, out[name], flush=True)
-    out["bf16_speedup_decode"] = round(out["bf16"]["decode_tokens_per_s_p50"] / out["fp32"]["decode_tokens_per_s_p50"], 2)
-    out["identical_greedy_outputs"] = sum(a == b for a, b in zip(texts["fp32"], texts["bf16"]))
+        for messages in prompts:
+            start = time.perf_counter()
+            pieces, t_first = [], None
+            for piece in gen.stream(messages):
+                t_first = t_first or time.perf_counter() - start
+                pieces.append(piece)
+            total = time.perf_counter() - start
+            text = "".join(pieces)
+            n_tokens = len(gen._tok(text, add_special_tokens=False)["input_ids"]) + 1
+            first.append((t_first or total) * 1000)
+            rates.append(n_tokens / total)
+            texts[name].append(text)
+        out["variants"][name] = {"first_token_ms_p50": round(statistics.median(first), 1),
+                                 "tokens_per_s_mean": round(statistics.fmean(rates), 1)}
+        print(name, out["variants"][name], flush=True)
+    base = next(iter(out["variants"].values()))["tokens_per_s_mean"]
+    for name, v in out["variants"].items():
+        v["speedup"] = round(v["tokens_per_s_mean"] / base, 2)
+        v["identical_to_fp32_greedy"] = sum(a == b for a, b in zip(texts[name], next(iter(texts.values()))))
     out["outputs"] = texts
-    print(f"bf16 decode speed-up {out['bf16_speedup_decode']}x; identical outputs "
-          f"{out['identical_greedy_outputs']}/{len(prompts)}")
+    print(json.dumps(out["variants"], indent=2))
     save("generation_speed", out)
 
 

@@ -66,8 +66,12 @@ class GeneratorSettings(_Section):
     backend: Literal["transformers", "openai"] = Field("transformers", description="Generation backend.")
     model: str = Field("bundled:smollm2", description="Generator model: bundled:smollm2, a path or a hub id.")
     architecture: Literal["causal", "seq2seq"] = Field("causal", description="Model family for transformers.")
-    dtype: Literal["float32", "bfloat16"] = Field("float32", description="Weights of a local generator; "
-                                                  "bfloat16 halves the bytes read per decoded token.")
+    dtype: Literal["auto", "float32", "bfloat16"] = Field(
+        "auto", description="Weights of a local generator: auto = bfloat16 where the CPU has native bf16 "
+                            "(halves the bytes read per decoded token), else float32.")
+    prompt_lookup_tokens: int = Field(10, ge=0, le=64, description="Prompt-lookup decoding: draft this many "
+                                      "tokens from n-grams of the prompt (answers copy from the passages) and "
+                                      "verify them in one step; same output as greedy. 0 = off.")
     max_new_tokens: int = Field(160, ge=1, le=4096)
     max_passages: int = Field(3, ge=1, le=20, description="Retrieved passages put in the prompt.")
     base_url: str | None = Field(None, description="OpenAI-compatible endpoint for backend='openai', "

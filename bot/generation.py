@@ -28,11 +28,13 @@ class Generator(Protocol):
 class CausalLMGenerator:
     """AutoModelForCausalLM with its chat template, greedy decoding."""
 
-    def __init__(self, model_ref: str, cache_dir: Path, max_new_tokens: int = 160, dtype: str = "float32") -> None:
+    def __init__(self, model_ref: str, cache_dir: Path, max_new_tokens: int = 160, dtype: str = "auto",
+                 prompt_lookup_tokens: int = 0) -> None:
         self.model_ref = model_ref
         self.cache_dir = cache_dir
         self.max_new_tokens = max_new_tokens
         self.dtype = dtype
+        self.prompt_lookup_tokens = prompt_lookup_tokens
         self._tok: Any = None
         self._model: Any = None
         self._lock = threading.Lock()
@@ -54,8 +56,9 @@ class CausalLMGenerator:
 
     def stream(self, messages: list[dict[str, str]]) -> Iterator[str]:
         self.warm_up()
+        extra = {"prompt_lookup_num_tokens": self.prompt_lookup_tokens} if self.prompt_lookup_tokens else {}
         yield from _stream_generate(self._tok, self._model, self._inputs(messages), self.max_new_tokens,
-                                    skip_prompt=True)
+                                    skip_prompt=True, **extra)
 
 
 class Seq2SeqGenerator:
@@ -86,14 +89,16 @@ class Seq2SeqGenerator:
         yield from _stream_generate(self._tok, self._model, enc, self.max_new_tokens, skip_prompt=False)
 
 
-def _stream_generate(tok: Any, model: Any, enc: Any, max_new_tokens: int, skip_prompt: bool) -> Iterator[str]:
+def _stream_generate(tok: Any, model: Any, enc: Any, max_new_tokens: int, skip_prompt: bool,
+                     **generate_kwargs: Any) -> Iterator[str]:
     """Run ``model.generate`` in a thread and yield the decoded text as it comes."""
     import torch
     from transformers import TextIteratorStreamer
 
     streamer = TextIteratorStreamer(tok, skip_prompt=skip_prompt, skip_special_tokens=True)
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-    kwargs = dict(**enc, max_new_tokens=max_new_tokens, do_sample=False, streamer=streamer, pad_token_id=pad)
+    kwargs = dict(**enc, max_new_tokens=max_new_tokens, do_sample=False, streamer=streamer, pad_token_id=pad,
+                  **generate_kwargs)
     errors: list[BaseException] = []
 
     def run() -> None:
@@ -128,4 +133,4 @@ def make_generator(settings: Any) -> Generator:
                                    timeout_s=g.timeout_s)
     if g.architecture == "seq2seq":
         return Seq2SeqGenerator(g.model, settings.cache, g.max_new_tokens)
-    return CausalLMGenerator(g.model, settings.cache, g.max_new_tokens, g.dtype)
+    return CausalLMGenerator(g.model, settings.cache, g.max_new_tokens, g.dtype, g.prompt_lookup_tokens)

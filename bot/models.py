@@ -289,9 +289,21 @@ def load_sentence_transformer(ref: str, cache_dir: Path) -> Any:
     return _shared("sentence-transformer", location, load)
 
 
+def native_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (AVX512-BF16 / AMX), where bf16 beats fp32."""
+    import torch
+
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
 def load_causal_lm(ref: str, cache_dir: Path, dtype: str = "float32") -> tuple[Any, Any]:
-    """(tokenizer, model) for a causal LM, in eval mode, with weights in ``dtype``."""
+    """(tokenizer, model) for a causal LM, in eval mode, with weights in ``dtype`` (or ``auto``)."""
     location = materialize(ref, cache_dir)
+    if dtype == "auto":
+        dtype = "bfloat16" if native_bf16() else "float32"
 
     def load() -> tuple[Any, Any]:
         import torch

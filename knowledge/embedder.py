@@ -17,12 +17,9 @@ def use_bf16(dtype: str) -> bool:
         return True
     if dtype == "float32":
         return False
-    import torch
+    from bot.models import native_bf16
 
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
+    return native_bf16()
 
 
 class Embedder:
