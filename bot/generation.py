@@ -25,44 +25,8 @@ class Generator(Protocol):
     def stream(self, messages: list[dict[str, str]]) -> Iterator[str]: ...
 
 
-class CausalLMGenerator:
-    """AutoModelForCausalLM with its chat template, greedy decoding."""
-
-    def __init__(self, model_ref: str, cache_dir: Path, max_new_tokens: int = 160, dtype: str = "auto",
-                 prompt_lookup_tokens: int = 0) -> None:
-        self.model_ref = model_ref
-        self.cache_dir = cache_dir
-        self.max_new_tokens = max_new_tokens
-        self.dtype = dtype
-        self.prompt_lookup_tokens = prompt_lookup_tokens
-        self._tok: Any = None
-        self._model: Any = None
-        self._lock = threading.Lock()
-
-    def warm_up(self) -> "CausalLMGenerator":
-        if self._model is None:
-            with self._lock:
-                if self._model is None:
-                    self._tok, self._model = load_causal_lm(self.model_ref, self.cache_dir, self.dtype)
-        return self
-
-    def _inputs(self, messages: list[dict[str, str]]) -> Any:
-        enc = self._tok.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
-                                            return_dict=True)
-        return enc
-
-    def generate(self, messages: list[dict[str, str]]) -> str:
-        return "".join(self.stream(messages))
-
-    def stream(self, messages: list[dict[str, str]]) -> Iterator[str]:
-        self.warm_up()
-        extra = {"prompt_lookup_num_tokens": self.prompt_lookup_tokens} if self.prompt_lookup_tokens else {}
-        yield from _stream_generate(self._tok, self._model, self._inputs(messages), self.max_new_tokens,
-                                    skip_prompt=True, **extra)
-
-
-class Seq2SeqGenerator:
-    """AutoModelForSeq2SeqLM on the flattened prompt (system + passages + question), greedy decoding."""
+class _LocalGenerator:
+    """A Hugging Face model loaded lazily (once per process, shared) and decoded greedily in a thread."""
 
     def __init__(self, model_ref: str, cache_dir: Path, max_new_tokens: int = 160) -> None:
         self.model_ref = model_ref
@@ -72,15 +36,48 @@ class Seq2SeqGenerator:
         self._model: Any = None
         self._lock = threading.Lock()
 
-    def warm_up(self) -> "Seq2SeqGenerator":
+    def _load(self) -> tuple[Any, Any]:
+        raise NotImplementedError
+
+    def warm_up(self) -> "_LocalGenerator":
         if self._model is None:
             with self._lock:
                 if self._model is None:
-                    self._tok, self._model = load_seq2seq_lm(self.model_ref, self.cache_dir)
+                    self._tok, self._model = self._load()
         return self
 
     def generate(self, messages: list[dict[str, str]]) -> str:
         return "".join(self.stream(messages))
+
+    def stream(self, messages: list[dict[str, str]]) -> Iterator[str]:
+        raise NotImplementedError
+
+
+class CausalLMGenerator(_LocalGenerator):
+    """AutoModelForCausalLM with its chat template; optional prompt-lookup decoding (greedy-equivalent)."""
+
+    def __init__(self, model_ref: str, cache_dir: Path, max_new_tokens: int = 160, dtype: str = "auto",
+                 prompt_lookup_tokens: int = 0) -> None:
+        super().__init__(model_ref, cache_dir, max_new_tokens)
+        self.dtype = dtype
+        self.prompt_lookup_tokens = prompt_lookup_tokens
+
+    def _load(self) -> tuple[Any, Any]:
+        return load_causal_lm(self.model_ref, self.cache_dir, self.dtype)
+
+    def stream(self, messages: list[dict[str, str]]) -> Iterator[str]:
+        self.warm_up()
+        enc = self._tok.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
+                                            return_dict=True)
+        extra = {"prompt_lookup_num_tokens": self.prompt_lookup_tokens} if self.prompt_lookup_tokens else {}
+        yield from _stream_generate(self._tok, self._model, enc, self.max_new_tokens, skip_prompt=True, **extra)
+
+
+class Seq2SeqGenerator(_LocalGenerator):
+    """AutoModelForSeq2SeqLM on the flattened prompt (system + passages + question)."""
+
+    def _load(self) -> tuple[Any, Any]:
+        return load_seq2seq_lm(self.model_ref, self.cache_dir)
 
     def stream(self, messages: list[dict[str, str]]) -> Iterator[str]:
         self.warm_up()

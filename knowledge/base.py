@@ -176,21 +176,19 @@ class KnowledgeBase:
         for lf in loaded:
             report.warnings.extend(lf.warnings)
             problems = list(lf.invalid)
-            ids_here = [(e.id, None) for e in lf.entries] + [(d.id, None) for d in lf.documents]
-            for eid, _ in ids_here:
-                if eid in seen and seen[eid] != str(lf.path):
-                    problems.append(InvalidRecord(file=str(lf.path), location="file", field="id",
-                                                  message=f"id '{eid}' is also defined in {seen[eid]}"))
+            clashes = {i for i in [e.id for e in lf.entries] + [d.id for d in lf.documents]
+                       if i in seen and seen[i] != str(lf.path)}
+            problems += [InvalidRecord(file=str(lf.path), location="file", field="id",
+                                       message=f"id '{i}' is also defined in {seen[i]}") for i in sorted(clashes)]
             report.invalid.extend(problems)
             if problems and not skip_invalid:
                 continue
-            dup = {p.message.split("'")[1] for p in problems if p.field == "id" and "also defined" in p.message}
             for e in lf.entries:
-                if e.id not in dup:
+                if e.id not in clashes:
                     entries.append((e, str(lf.path)))
                     seen[e.id] = str(lf.path)
             for d in lf.documents:
-                if d.id not in dup:
+                if d.id not in clashes:
                     documents.append(d)
                     seen[d.id] = str(lf.path)
         # Sync only files that were written and yielded records: a file that failed to load as a whole

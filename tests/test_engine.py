@@ -17,8 +17,6 @@ import json
 import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -34,6 +32,7 @@ from bot.sessions import InMemorySessions, SQLiteSessions
 from bot.types import Reply
 from knowledge import KnowledgeBase
 from tests.conftest import DEMO
+from tests.fake_openai import FakeServer, serve
 
 Q_REFUND = "How long do refunds take?"
 Q_REPAIR = "How long does a warranty repair take?"  # answered only by the warranty article
@@ -795,84 +794,16 @@ def test_seq2seq_path_with_a_tiny_t5_built_from_a_config(demo_kb_path, tmp_path)
 # OpenAI-compatible backend through the engine, against a real local HTTP server
 
 
-@dataclass
-class FakeOpenAI:
-    base_url: str
-    requests: list[dict[str, Any]] = field(default_factory=list)
-
-
 def _grounded_answer(body: dict[str, Any]) -> str:
     """What a good model does: the first sentence of passage [1], cited."""
     return f"{first_sentence(prompt_passage(body['messages'], 1))} [1]"
 
 
-def _handler(state: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
-    lock = threading.Lock()
-
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-        def _json(self, status: int, payload: dict[str, Any]) -> None:
-            data = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def do_POST(self) -> None:
-            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
-            with lock:
-                state.requests.append({"path": self.path, "body": body})
-            if self.path != "/v1/chat/completions":
-                return self._json(404, {"error": {"message": f"no route {self.path}"}})
-            text = _grounded_answer(body)
-            if not body.get("stream"):
-                return self._json(200, {"id": "c1", "object": "chat.completion", "model": body["model"],
-                                        "choices": [{"index": 0, "finish_reason": "stop",
-                                                     "message": {"role": "assistant", "content": text}}]})
-            self.send_response(200)
-            self.send_header("Content-Type", "text/event-stream")
-            self.send_header("Connection", "close")
-            self.end_headers()
-
-            def chunk(delta: dict[str, str], finish: str | None = None) -> bytes:
-                event = {"id": "c1", "object": "chat.completion.chunk", "model": body["model"],
-                         "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
-                return f"data: {json.dumps(event)}\n\n".encode()
-
-            self.wfile.write(chunk({"role": "assistant"}))
-            words = text.split(" ")
-            for i, w in enumerate(words):
-                self.wfile.write(chunk({"content": w if i == 0 else " " + w}))
-                self.wfile.flush()
-            self.wfile.write(chunk({}, finish="stop"))
-            self.wfile.write(b"data: [DONE]\n\n")
-            self.wfile.flush()
-            self.close_connection = True
-
-    return Handler
-
-
-class _QuietServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-
 @pytest.fixture()
-def openai_server(monkeypatch) -> Iterator[FakeOpenAI]:
+def openai_server(monkeypatch) -> Iterator[FakeServer]:
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    httpd = _QuietServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
-    state = FakeOpenAI(base_url=f"http://127.0.0.1:{httpd.server_address[1]}/v1")
-    httpd.RequestHandlerClass = _handler(state)
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-    thread.start()
-    yield state
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join(timeout=5)
+    with serve(_grounded_answer) as state:
+        yield state
 
 
 def test_openai_backend_through_the_engine(demo_kb_path, tmp_path, kb, openai_server):
