@@ -336,9 +336,3 @@ def load_seq2seq_lm(ref: str, cache_dir: Path) -> tuple[Any, Any]:
         return _loading(ref, "generator", go)
 
     return _shared("seq2seq-lm", location, load)
-
-
-def clear_loaded() -> None:
-    """Forget loaded models (tests)."""
-    with _cache_lock:
-        _cache.clear()

@@ -70,10 +70,6 @@ def flatten_messages(messages: list[dict[str, str]]) -> str:
     return "\n\n".join(m["content"] for m in messages)
 
 
-def build_text_prompt(question: str, passages: list[PromptPassage]) -> str:
-    return flatten_messages(build_messages(question, passages))
-
-
 CITATION = re.compile(r"\[(\d{1,2})\]")
 
 

@@ -152,19 +152,6 @@ class IngestReport(BaseModel):
     files: list[str] = Field(default_factory=list)
     seconds: float = 0.0
 
-    def merge(self, other: "IngestReport") -> "IngestReport":
-        return IngestReport(
-            added=self.added + other.added,
-            updated=self.updated + other.updated,
-            unchanged=self.unchanged + other.unchanged,
-            removed=self.removed + other.removed,
-            invalid=self.invalid + other.invalid,
-            warnings=self.warnings + other.warnings,
-            records_embedded=self.records_embedded + other.records_embedded,
-            files=self.files + other.files,
-            seconds=self.seconds + other.seconds,
-        )
-
     def summary(self) -> str:
         return (f"{self.added} added, {self.updated} updated, {self.unchanged} unchanged, "
                 f"{self.removed} removed, {len(self.invalid)} invalid")
