@@ -8,6 +8,9 @@ A model reference is one of:
 * a local directory (``./my-model``, ``/abs/path``, ``~/models/x``);
 * a Hugging Face Hub id (``org/name``), passed to ``from_pretrained`` as is.
 
+For sentiment there is also ``bundled:sentiment``: an adapter shipped in ``bot/data/sentiment`` (trained by
+``finetune.sentiment``), assembled on ``bundled:minilm`` at load time (``load_sentiment_model``).
+
 Loading is lazy and happens once per process: every component that asks for the same model gets the same
 object (``load_sentence_transformer``, ``load_causal_lm``, ...).
 """
@@ -32,6 +35,7 @@ from typing import Any, Callable, Iterator, Literal
 from bot.errors import ModelNotAvailableError
 
 BUNDLED_PREFIX = "bundled:"
+SENTIMENT_ADAPTER_FILE = "sentiment.json"  # marks a directory written by ``finetune.sentiment``
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
 
 
@@ -117,12 +121,23 @@ def _is_complete(model_dir: Path) -> bool:
 
 def resolve(ref: str, cache_dir: Path) -> ResolvedModel:
     """Say where ``ref`` points and whether it can be loaded now; never loads or converts."""
+    if ref == "bundled:sentiment":  # shipped inside supportbot: an adapter on bundled:minilm
+        from bot.sentiment_model import SHIPPED_DIR
+
+        ok = (SHIPPED_DIR / SENTIMENT_ADAPTER_FILE).is_file()
+        return ResolvedModel(ref, "bundled", str(SHIPPED_DIR), ok,
+                             "adapter on bundled:minilm, shipped with supportbot" if ok else "adapter missing")
+    if ref == "vader":
+        found = importlib.util.find_spec("vaderSentiment") is not None
+        return ResolvedModel(ref, "bundled", "vaderSentiment", found,
+                             "lexicon" if found else "pip install vaderSentiment")
     if ref.startswith(BUNDLED_PREFIX):
         name = ref[len(BUNDLED_PREFIX):]
         b = BUNDLED.get(name)
         if b is None:
             raise ModelNotAvailableError(
-                f"unknown bundled model '{ref}'; known: {', '.join('bundled:' + n for n in BUNDLED)}")
+                f"unknown bundled model '{ref}'; known: "
+                f"{', '.join(['bundled:' + n for n in BUNDLED] + ['bundled:sentiment'])}")
         if b.gguf_file is None:
             try:
                 path = _minilm_path(b)
@@ -262,11 +277,14 @@ def _shared(kind: str, location: str, load: Callable[[], Any]) -> Any:
 
 
 def _offline_hint(ref: str, what: str, err: Exception) -> ModelNotAvailableError:
-    default = "bundled:minilm" if what == "embedding" else "bundled:smollm2"
-    b = BUNDLED[default.split(":")[1]]
+    if what == "sentiment":
+        default, where = "bundled:sentiment", "shipped with supportbot"
+    else:
+        default = "bundled:minilm" if what == "embedding" else "bundled:smollm2"
+        where = f"package {BUNDLED[default.split(':')[1]].package}"
     return ModelNotAvailableError(
         f"could not load {what} model '{ref}' ({type(err).__name__}); this machine may be offline. "
-        f"Use '{default}' (package {b.package}) or a local directory with the model instead")
+        f"Use '{default}' ({where}) or a local directory with the model instead")
 
 
 def _loading(ref: str, what: str, load: Callable[[], Any]) -> Any:
@@ -336,3 +354,47 @@ def load_seq2seq_lm(ref: str, cache_dir: Path) -> tuple[Any, Any]:
         return _loading(ref, "generator", go)
 
     return _shared("seq2seq-lm", location, load)
+
+
+
+def load_sentiment_model(ref: str, cache_dir: Path) -> tuple[Any, Any]:
+    """(model, tokenizer) for sentiment, in eval mode.
+
+    ``bundled:sentiment`` and directories written by ``finetune.sentiment`` hold an adapter that is assembled
+    on its body (the bundled MiniLM by default); anything else loads with AutoModelForSequenceClassification.
+    """
+    import json
+
+    if ref == "bundled:sentiment":
+        from bot.sentiment_model import SHIPPED_DIR
+
+        adapter: Path | None = SHIPPED_DIR
+        if not (SHIPPED_DIR / SENTIMENT_ADAPTER_FILE).is_file():
+            raise ModelNotAvailableError(f"the shipped sentiment model is missing from {SHIPPED_DIR}; "
+                                         "reinstall supportbot or train one: python -m finetune.sentiment")
+        location = str(SHIPPED_DIR)
+    else:
+        location = str(Path(ref).expanduser().resolve()) if Path(ref).expanduser().is_dir() else ref
+        adapter = Path(location) if (Path(location) / SENTIMENT_ADAPTER_FILE).is_file() else None
+        if adapter is None:
+            location = materialize(ref, cache_dir)
+
+    def load() -> tuple[Any, Any]:
+        from transformers import AutoTokenizer
+
+        def go() -> tuple[Any, Any]:
+            if adapter is not None:
+                from bot.sentiment_model import assemble
+
+                meta = json.loads((adapter / SENTIMENT_ADAPTER_FILE).read_text(encoding="utf-8"))
+                body = materialize(meta.get("body", "bundled:minilm"), cache_dir)
+                return assemble(adapter, body), AutoTokenizer.from_pretrained(body)
+            from transformers import AutoModelForSequenceClassification
+
+            model = AutoModelForSequenceClassification.from_pretrained(location)
+            model.eval()
+            return model, AutoTokenizer.from_pretrained(location)
+
+        return _loading(ref, "sentiment", go)
+
+    return _shared("sentiment", location, load)
