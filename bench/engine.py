@@ -126,8 +126,10 @@ def demo_scripted(generator: dict | None = None) -> dict:
     cases = [json.loads(line) for line in (REPO / "bench" / "data" / "acme_scripted.jsonl").read_text().splitlines()
              if line.strip()]
     with tempfile.TemporaryDirectory() as tmp:
+        # Answering only: escalation off (a run of fallbacks would hand over); bench/escalation.py measures it,
+        # and the latency of whole turns with sentiment and the policy in the path.
         settings = load_settings(knowledge={"path": Path(tmp) / "kb"}, answer={"unanswered_log": Path(tmp) / "u.jsonl"},
-                                 generator=generator or {})
+                                 generator=generator or {}, escalation={"enabled": False})
         KnowledgeBase(settings=settings).ingest(REPO / "examples" / "acme")
         bot = Bot(settings=settings).warm_up()
         grounding_log: list[str] = []

@@ -88,7 +88,8 @@ def models_list(ctx: typer.Context) -> None:
 
     settings = _settings()
     table = Table("role", "reference", "resolves to", "ready", "detail", show_lines=False)
-    rows = [("embedding", settings.knowledge.embedding_model), ("generator", settings.generator.model)]
+    rows = [("embedding", settings.knowledge.embedding_model), ("generator", settings.generator.model),
+            ("sentiment", settings.sentiment.model)]
     for role, ref in rows:
         r = resolve(ref, settings.cache)
         table.add_row(role, ref, f"{r.kind}: {r.location or '-'}", "yes" if r.ready else "no", r.detail)
@@ -251,6 +252,10 @@ def ask(question: str, session_id: Optional[str] = typer.Option(None, "--session
     meta = f"[{reply.mode}, confidence {reply.confidence:.2f}]"
     if reply.sources:
         meta += " sources: " + ", ".join(s.entry_id for s in reply.sources)
+    if reply.sentiment:
+        meta += f" sentiment: {reply.sentiment.label}"
+    if reply.escalation:
+        meta += f" escalation: {reply.escalation.reason} ({reply.escalation.detail})"
     err.print(meta, markup=False, highlight=False)
 
 

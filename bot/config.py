@@ -109,9 +109,66 @@ class SessionSettings(_Section):
     history_turns: int = Field(6, ge=0, le=100, description="Previous turns kept in context.")
 
 
+class SentimentSettings(_Section):
+    enabled: bool = Field(True, description="Classify each customer message (reply.sentiment, escalation).")
+    model: str = Field("bundled:sentiment",
+                       description="bundled:sentiment (shipped), vader (lexicon baseline), a directory written by "
+                                   "finetune.sentiment, or any Hugging Face sequence-classification model.")
+
+
 class EscalationSettings(_Section):
+    """When the bot hands a conversation to a human; each rule can be switched off or tuned."""
+
     enabled: bool = Field(True, description="Hand conversations to a human when the policy says so.")
-    human_available: bool = Field(True, description="Whether a human agent can take over at all.")
+    human_available: bool = Field(True, description="Whether a human agent can take over at all. If not, a "
+                                                     "customer who asks for one gets no_human_message instead.")
+    handoff_message: str = Field(
+        "I'm passing you to a member of our support team. They can see our conversation, so you won't need to "
+        "repeat yourself; they will reply here.", description="Said when the conversation is handed over.")
+    no_human_message: str = Field(
+        "I'm sorry, there is no one from our support team available to chat here. I'll keep helping as best I "
+        "can; you can also reach the team by email.",
+        description="Said when the customer asks for a person and human_available is false.")
+    # customer_request
+    customer_request: bool = Field(True, description="Rule: the customer asks for a person (matched "
+                                                     "semantically against example requests).")
+    request_examples: list[str] = Field(default_factory=list,
+                                        description="More example requests for a person, added to the shipped ones.")
+    request_min_similarity: float = Field(0.55, ge=0.0, le=1.0,
+                                          description="Similarity to the closest example request needed.")
+    # negative_sentiment
+    negative_sentiment: bool = Field(True, description="Rule: very negative or angry, or negative in "
+                                                       "negative_turns of the last negative_window turns.")
+    very_negative: float = Field(0.999, ge=0.0, le=1.0,
+                                 description="P(negative) that escalates at once. The shipped model is sure of "
+                                             "the negativity of a calm problem report too, so its intensity "
+                                             "signal is anger; this catches only the extreme.")
+    anger: float = Field(0.9, ge=0.0, le=1.0, description="Anger probability that escalates at once.")
+    negative_turns: int = Field(3, ge=1, le=20, description="N: negative customer turns ...")
+    negative_window: int = Field(4, ge=1, le=20, description="M: ... among the last M customer turns.")
+    # repeated_failure
+    repeated_failure: bool = Field(True, description="Rule: K fallbacks in a row, or the same question again.")
+    fallback_streak: int = Field(2, ge=1, le=20, description="K: consecutive fallbacks that hand over.")
+    repeat_similarity: float = Field(0.9, ge=0.0, le=1.0,
+                                     description="A message this similar to an earlier one counts as a repeat.")
+    # sensitive_topic
+    sensitive_topics: list[str] = Field(["legal_threat", "fraud"],
+                                        description="Topics that go to a human; built in: legal_threat, fraud, "
+                                                    "account_closure, safety; or names defined in topics.")
+    topics: dict[str, list[str]] = Field(default_factory=dict,
+                                         description="Custom topics: name -> example messages.")
+    topic_min_similarity: float = Field(0.6, ge=0.0, le=1.0,
+                                        description="Similarity to a topic example needed.")
+    # low_confidence
+    low_confidence: bool = Field(False, description="Rule: hand over instead of any fallback answer.")
+    # delivery
+    webhook_url: str | None = Field(None, description="POST each escalation event here as JSON (in the "
+                                                      "background, retried with backoff).")
+    webhook_secret: str | None = Field(None, description="If set, the body's HMAC-SHA256 goes in the "
+                                                         "X-Supportbot-Signature header.")
+    webhook_retries: int = Field(4, ge=0, le=20, description="Retries after a failed delivery.")
+    webhook_backoff_s: float = Field(0.5, ge=0.0, description="First retry delay; doubles each retry.")
+    webhook_timeout_s: float = Field(5.0, gt=0.0, description="Timeout of one delivery attempt.")
 
 
 class Settings(BaseSettings):
@@ -130,6 +187,7 @@ class Settings(BaseSettings):
     generator: GeneratorSettings = Field(default_factory=GeneratorSettings)
     answer: AnswerSettings = Field(default_factory=AnswerSettings)
     sessions: SessionSettings = Field(default_factory=SessionSettings)
+    sentiment: SentimentSettings = Field(default_factory=SentimentSettings)
     escalation: EscalationSettings = Field(default_factory=EscalationSettings)
 
     @field_validator("cache", mode="after")

@@ -1,10 +1,15 @@
 """``Bot``: from a customer message to a reply the company can stand behind.
 
-For each message: escalation check (hook) -> retrieval with a query that accounts for the conversation ->
+For each message: sentiment -> if a human has the conversation, record it for them and stay silent ->
+escalation policy (customer request, sensitive topic, negative sentiment, repeated question: hand over) ->
+retrieval with a query that accounts for the conversation ->
 ``faq`` (top FAQ score >= answer_threshold: the curated answer verbatim, no LM call),
 ``generated`` (evidence >= generate_threshold: the LM writes from the top passages, then a grounding check;
 if it fails, the passage sentence closest to the question, or else fallback), or
-``fallback`` (say so plainly, offer a human, log the question as unanswered).
+``fallback`` (say so plainly, offer a human, log the question as unanswered; or hand over, when it is the
+K-th fallback in a row or the deployment prefers a human to any fallback).
+A handoff is a structured event (``Reply.escalation``) delivered to callbacks and the webhook; the session
+belongs to a human until ``resume()``.
 """
 
 from __future__ import annotations
@@ -20,10 +25,13 @@ from typing import Any, Iterator
 from bot import grounding
 from bot.condense import contextual_query
 from bot.config import Settings, load_settings
+from bot.escalation import Decision, EscalationPolicy
 from bot.generation import Generator, make_generator
+from bot.handoff import EscalationCallback, Notifier, build_event, transcript
 from bot.prompting import PromptPassage, build_messages, is_no_answer, strip_instructions
+from bot.sentiment import SentimentClassifier
 from bot.sessions import Session, SessionStore, Turn, make_sessions
-from bot.types import Escalation, Mode, Reply, Source
+from bot.types import Escalation, Mode, Reply, Sentiment, Source
 from knowledge import Hit, KnowledgeBase
 
 log = logging.getLogger("supportbot")
@@ -38,11 +46,16 @@ class Bot:
     """The support assistant. Heavy models load lazily (``warm_up()`` loads them now)."""
 
     def __init__(self, knowledge: KnowledgeBase | None = None, settings: Settings | None = None,
-                 generator: Generator | None = None, sessions: SessionStore | None = None) -> None:
+                 generator: Generator | None = None, sessions: SessionStore | None = None,
+                 sentiment: SentimentClassifier | None = None) -> None:
         self.settings = settings or (knowledge.settings if knowledge is not None else load_settings())
         self.knowledge = knowledge or KnowledgeBase(settings=self.settings)
         self.generator = generator or make_generator(self.settings)
         self.sessions = sessions or make_sessions(self.settings)
+        self.sentiment = sentiment or (SentimentClassifier.from_settings(self.settings)
+                                       if self.settings.sentiment.enabled else None)
+        self.policy = EscalationPolicy(self.settings.escalation, self.knowledge.embedder, self.settings.cache)
+        self.notifier = Notifier.from_settings(self.settings.escalation)
         self._log_lock = threading.Lock()
 
     @classmethod
@@ -51,6 +64,10 @@ class Bot:
 
     def warm_up(self, generator: bool = True) -> "Bot":
         self.knowledge.warm_up()
+        if self.sentiment is not None:
+            self.sentiment.warm_up()
+        if self.settings.escalation.enabled:
+            self.policy.warm_up()
         if generator:
             self.generator.warm_up()
         return self
@@ -80,6 +97,33 @@ class Bot:
     def reset(self, session_id: str) -> None:
         self.sessions.reset(session_id)
 
+    # --- the human side of a handoff -----------------------------------------------------------------------
+    def on_escalation(self, callback: EscalationCallback) -> EscalationCallback:
+        """Call ``callback(escalation)`` for every escalation event (usable as a decorator). Callbacks run in
+        the chat thread: keep them quick; exceptions are logged, never raised into the conversation."""
+        self.notifier.callbacks.append(callback)
+        return callback
+
+    def is_with_human(self, session_id: str) -> bool:
+        return self.sessions.get(session_id).state == "human"
+
+    def agent_message(self, session_id: str, text: str) -> None:
+        """Record a human agent's message in the conversation (the integration shows it to the customer)."""
+        session = self.sessions.get(session_id)
+        with session.lock:
+            self.sessions.append(session, Turn(role="agent", text=text))
+
+    def resume(self, session_id: str) -> bool:
+        """Give the conversation back to the bot after a handoff; False if it was not with a human. The
+        escalation rules then count only turns from here on."""
+        session = self.sessions.get(session_id)
+        with session.lock:
+            if session.state != "human":
+                return False
+            self.sessions.set_state(session, "bot")
+            self.sessions.append(session, Turn(role="system", text="resumed", mode="resume"))
+            return True
+
     def as_langchain_runnable(self, output: str = "text") -> Any:
         """A langchain-core Runnable: input a message (str) or {"message", "session_id"}; output the reply
         text (``output="text"``) or the ``Reply`` (``output="reply"``); ``stream`` yields text chunks."""
@@ -101,12 +145,25 @@ class Bot:
 
     def _turn(self, session: Session, message: str) -> Iterator[str | Reply]:
         start = time.perf_counter()
+        sentiment = self.sentiment.predict_one(message) if self.sentiment is not None else None
+        since = session.turns_since_resume()
         previous = session.customer_turns()
-        self.sessions.append(session, Turn(role="customer", text=message))
-        escalation = self._check_escalation(session, message)
-        if escalation is not None:
-            yield self._reply(session, "handoff", escalation.detail, 1.0, [], start, escalation=escalation)
+        data = {"sentiment": sentiment.model_dump(include={"label", "score", "anger"})} if sentiment else {}
+        self.sessions.append(session, Turn(role="customer", text=message, data=data))
+        if session.state == "human":  # the agent answers; the bot stays silent
+            yield self._with_human(session, sentiment, start)
             return
+        decision = self.policy.before_answer(message, sentiment, since)
+        if decision is not None:
+            yield self._handoff(session, decision, sentiment, start)
+            return
+        for item in self._answer(session, message, previous, since, start):
+            if isinstance(item, Reply):
+                item.sentiment = sentiment
+            yield item
+
+    def _answer(self, session: Session, message: str, previous: list[str], since: list[Turn],
+                start: float) -> Iterator[str | Reply]:
         a = self.settings.answer
         hits = [h.model_copy(update={"text": strip_instructions(h.text)}) for h in self.retrieve(message, previous)]
         top = hits[0] if hits else None
@@ -122,8 +179,12 @@ class Bot:
                 yield piece
             reply = self._grounded(session, message, "".join(pieces).strip(), used, start)
         if reply is None:
-            reply = self._reply(session, "fallback", a.fallback_message, top.score if top else 0.0, [], start)
             self._log_unanswered(session, message, top)
+            decision = self.policy.on_fallback(since, top.score if top else 0.0)
+            if decision is not None:
+                yield self._handoff(session, decision, None, start)
+                return
+            reply = self._reply(session, "fallback", a.fallback_message, top.score if top else 0.0, [], start)
         yield reply
 
     def _grounded(self, session: Session, question: str, text: str, used: list[Hit], start: float) -> Reply | None:
@@ -146,9 +207,29 @@ class Bot:
                                start, extractive=True)
         return None
 
-    def _check_escalation(self, session: Session, message: str) -> Escalation | None:
-        """Escalation policy hook (filled in by the escalation issue): None = let the bot answer."""
-        return None
+    def _handoff(self, session: Session, decision: Decision, sentiment: Sentiment | None, start: float) -> Reply:
+        """Hand the conversation to a human (or, with none available, say so honestly) and notify integrations."""
+        e = self.settings.escalation
+        event = build_event(session.id, session.turns, decision, handed_off=e.human_available)
+        if e.human_available:
+            self.sessions.set_state(session, "human")
+            mode: Mode = "handoff"
+            text = e.handoff_message
+        else:
+            mode, text = "fallback", e.no_human_message
+        reply = self._reply(session, mode, text, 1.0, [], start, escalation=event)
+        reply.sentiment = sentiment
+        self.notifier.notify(event)
+        return reply
+
+    def _with_human(self, session: Session, sentiment: Sentiment | None, start: float) -> Reply:
+        """A message while a human has the conversation: recorded for the agent, no bot answer."""
+        opened = next((t.data["escalation"] for t in reversed(session.turns)
+                       if t.role == "bot" and t.mode == "handoff" and "escalation" in t.data), None)
+        escalation = Escalation(**opened, transcript=transcript(session.turns), session_id=session.id) \
+            if opened else None
+        return Reply(text="", mode="handoff", confidence=1.0, sentiment=sentiment, escalation=escalation,
+                     session_id=session.id, latency_ms=(time.perf_counter() - start) * 1000.0)
 
     def _log_unanswered(self, session: Session, message: str, top: Hit | None) -> None:
         path = self.settings.answer.unanswered_log or self.settings.knowledge.path / "unanswered.jsonl"
@@ -168,6 +249,9 @@ class Bot:
         reply = Reply(text=text, mode=mode, confidence=max(0.0, min(1.0, confidence)), sources=sources,
                       escalation=escalation, session_id=session.id, extractive=extractive,
                       latency_ms=(time.perf_counter() - start) * 1000.0)
-        self.sessions.append(session, Turn(role="bot", text=text, mode=mode,
-                                           data={"sources": [s.entry_id for s in sources]}))
+        data: dict[str, Any] = {"sources": [s.entry_id for s in sources]}
+        if escalation is not None:
+            data["escalation"] = escalation.model_dump(include={"reason", "detail", "summary", "timestamp",
+                                                                "handed_off"})
+        self.sessions.append(session, Turn(role="bot", text=text, mode=mode, data=data))
         return reply

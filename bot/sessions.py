@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 @dataclasses.dataclass
 class Turn:
-    role: str  # "customer", "bot" or "agent"
+    role: str  # "customer", "bot", "agent" (a human), or "system" (events such as a resume)
     text: str
     mode: str | None = None
     timestamp: float = dataclasses.field(default_factory=time.time)
@@ -34,6 +34,13 @@ class Session:
 
     def customer_turns(self) -> list[str]:
         return [t.text for t in self.turns if t.role == "customer"]
+
+    def turns_since_resume(self) -> list[Turn]:
+        """The turns after the last time a human handed the conversation back (all turns if never)."""
+        for i in range(len(self.turns) - 1, -1, -1):
+            if self.turns[i].role == "system" and self.turns[i].mode == "resume":
+                return self.turns[i + 1:]
+        return list(self.turns)
 
 
 class SessionStore(Protocol):

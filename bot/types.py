@@ -31,11 +31,13 @@ class Sentiment(BaseModel):
 class Escalation(BaseModel):
     """A handoff to a human: why, and what the agent needs to take over."""
 
-    reason: str  # reason code: customer_request, negative_sentiment, repeated_failure, ...
-    detail: str = ""
-    summary: str = ""
+    reason: str  # customer_request, negative_sentiment, repeated_failure, sensitive_topic or low_confidence
+    detail: str = ""  # what triggered the rule
+    summary: str = ""  # for the agent: what the customer wants, what the bot answered, the sentiment trend
     transcript: list[dict[str, Any]] = Field(default_factory=list)
     timestamp: float = Field(default_factory=time.time)
+    session_id: str = ""
+    handed_off: bool = True  # False: no human is available (escalation.human_available = false)
 
 
 class Reply(BaseModel):

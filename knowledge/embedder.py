@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -36,6 +37,10 @@ class Embedder:
         self._model: Any = None
         self._bf16 = False
         self._lock = threading.Lock()
+        # Recent query vectors: a customer message is embedded once per turn although retrieval, the escalation
+        # policy and the grounding check all use it.
+        self._recent: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._recent_lock = threading.Lock()
 
     def warm_up(self) -> "Embedder":
         if self._model is None:
@@ -66,4 +71,15 @@ class Embedder:
         return np.asarray(vectors, dtype=np.float32)
 
     def embed_query(self, text: str) -> np.ndarray:
-        return self.embed([text])[0]
+        with self._recent_lock:
+            vector = self._recent.get(text)
+            if vector is not None:
+                self._recent.move_to_end(text)
+                return vector
+        vector = self.embed([text])[0]
+        vector.flags.writeable = False  # shared between callers
+        with self._recent_lock:
+            self._recent[text] = vector
+            if len(self._recent) > 2048:
+                self._recent.popitem(last=False)
+        return vector

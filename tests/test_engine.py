@@ -115,7 +115,9 @@ def cite(*numbers: int) -> Callable[[list[dict[str, str]]], str]:
 
 
 def demo_settings(demo_kb_path: Path, tmp_path: Path, answer: dict[str, Any] | None = None, **kw: Any):
-    """Settings on the demo KB; the unanswered log always goes to tmp_path (the demo KB stays untouched)."""
+    """Settings on the demo KB; the unanswered log always goes to tmp_path (the demo KB stays untouched).
+    These tests are about answering, so escalation is off unless asked for (tests/test_escalation.py)."""
+    kw.setdefault("escalation", {"enabled": False})
     return load_settings(knowledge={"path": demo_kb_path},
                          answer={"unanswered_log": tmp_path / "unanswered.jsonl", **(answer or {})}, **kw)
 
@@ -732,7 +734,7 @@ def test_reply_json_round_trip(demo_kb_path, tmp_path):
                 "latency_ms", "extractive"} <= set(data)
         assert data["text"] == reply.text and data["mode"] == mode and data["session_id"] == "json"
         assert 0.0 <= data["confidence"] <= 1.0
-        assert data["sentiment"] is None and data["escalation"] is None
+        assert data["sentiment"]["label"] in {"negative", "neutral", "positive"} and data["escalation"] is None
         assert isinstance(data["latency_ms"], float) and data["latency_ms"] > 0.0
         assert (len(data["sources"]) > 0) == (mode != "fallback")
         for s in data["sources"]:
