@@ -22,6 +22,8 @@ from bot.models import load_sentiment_model
 from bot.types import Sentiment
 
 LABELS = ("negative", "neutral", "positive")
+# A fast tokenizer (shared by every classifier on the same model) is not safe to call from several threads.
+_TOKENIZER_LOCK = threading.Lock()
 
 
 def _softmax_rows(logits: Any) -> Any:
@@ -117,7 +119,9 @@ class SentimentClassifier:
             targets, anger_index = label_mapping({int(k): v for k, v in config.id2label.items()})
 
         def predict(batch: list[str]) -> list[Sentiment]:
-            enc = tokenizer(batch, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
+            with _TOKENIZER_LOCK:
+                enc = tokenizer(batch, padding=True, truncation=True, max_length=self.max_length,
+                                return_tensors="pt")
             with torch.inference_mode():
                 out = model(**enc)
             probs = _softmax_rows(out.logits)
