@@ -108,10 +108,12 @@ class SupportApp(App[None]):
             for item in self.bot.stream(text, session_id=self._session_id):
                 if isinstance(item, Reply):
                     self._session_id = item.session_id
-                    self.call_from_thread(widget.update, item.text)
+                    self.call_from_thread(widget.update, item.text or "_(recorded for the human agent)_")
                     label = f"{item.mode} · confidence {item.confidence:.2f}"
                     if item.sources:
                         label += " · " + ", ".join(s.entry_id for s in item.sources)
+                    if item.escalation:
+                        label += f" · escalation: {item.escalation.reason}"
                     self.call_from_thread(meta.update, label)
                 else:
                     shown += item

@@ -43,7 +43,10 @@ def transcript(turns: Sequence[Turn]) -> list[dict[str, Any]]:
 
 
 def summarize(turns: Sequence[Turn], decision: Decision) -> str:
-    """Extractive: what the customer wants, what the bot answered, the sentiment trend, why it was handed over."""
+    """Extractive: what the customer wants, what the bot answered, the sentiment trend, why it was handed over.
+    Only turns since the conversation was last handed back count (the transcript has them all)."""
+    resumed = [i for i, t in enumerate(turns) if t.role == "system" and t.mode == "resume"]
+    turns = turns[resumed[-1] + 1:] if resumed else turns
     customer = [t for t in turns if t.role == "customer"]
     substantive = [t.text for t in customer if len(_WORD.findall(t.text)) >= 3] or [t.text for t in customer]
     wants = substantive[0] if substantive else ""

@@ -383,6 +383,14 @@ def test_webhook_never_blocks_the_chat_and_gives_up_after_the_retries(tmp_path, 
     assert handler.attempts == 3 and notifier.failed == 1 and notifier.delivered == 0
 
 
+def test_summary_covers_the_turns_since_the_last_resume():
+    turns = [Turn(role="customer", text="Where is my parcel please?"), Turn(role="bot", text="...", mode="handoff"),
+             Turn(role="agent", text="Found it."), Turn(role="system", text="resumed", mode="resume"),
+             Turn(role="customer", text="Now my refund is missing")]
+    text = summarize(turns, Decision("negative_sentiment", "angry message"))
+    assert text.splitlines()[0] == "Customer wants: Now my refund is missing" and "parcel" not in text
+
+
 def test_summary_without_sentiment_or_answers():
     turns = [Turn(role="customer", text="agent")]
     text = summarize(turns, Decision("customer_request", "asked for a person"))
