@@ -263,12 +263,9 @@ def ask(question: str, session_id: Optional[str] = typer.Option(None, "--session
 def chat() -> None:
     """Open the terminal chat UI on the configured knowledge base."""
     _quiet_libraries()
-    from knowledge import KnowledgeBase
     from tui import SupportApp
 
-    settings = _settings()
-    KnowledgeBase(settings=settings)._open(create=False)  # fail fast, before the UI takes the screen
-    SupportApp(settings=settings).run()
+    SupportApp(settings=_settings()).run()  # a missing knowledge base is a notification in the app
 
 
 def main(argv: list[str] | None = None) -> int:

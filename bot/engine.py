@@ -97,6 +97,20 @@ class Bot:
     def reset(self, session_id: str) -> None:
         self.sessions.reset(session_id)
 
+    def feedback(self, session_id: str, rating: str, comment: str | None = None) -> int:
+        """Store the customer's (or tester's) rating, ``up`` or ``down``, with the latest bot reply of the
+        conversation; returns that turn's index. ValueError if there is no reply yet or the rating is unknown."""
+        if rating not in ("up", "down"):
+            raise ValueError(f"feedback is 'up' or 'down', not {rating!r}")
+        session = self.sessions.get(session_id)
+        with session.lock:
+            index = next((i for i in range(len(session.turns) - 1, -1, -1) if session.turns[i].role == "bot"), None)
+            if index is None:
+                raise ValueError("there is no reply to rate in this conversation yet")
+            data = {"rating": rating, "timestamp": time.time()} | ({"comment": comment} if comment else {})
+            self.sessions.update_turn(session, index, {"feedback": data})
+            return index
+
     # --- the human side of a handoff -----------------------------------------------------------------------
     def on_escalation(self, callback: EscalationCallback) -> EscalationCallback:
         """Call ``callback(escalation)`` for every escalation event (usable as a decorator). Callbacks run in
@@ -196,13 +210,13 @@ class Bot:
             check = grounding.check(text, texts, a.grounding_min_overlap, a.grounding_min_similarity, embed)
             if check.supported:
                 cited = check.cited or [grounding.best_supporting(text, texts)]
-                sources = [_source(used[n - 1]) for n in cited]
+                sources = [_source(used[n - 1]).model_copy(update={"citation": n}) for n in cited]
                 return self._reply(session, "generated", text, max(s.score for s in sources), sources, start)
             log.info("generated answer rejected (%s)", check.reason)
         best = grounding.best_sentence(question, texts, embed)
         if best is not None and best[2] >= a.extractive_min_similarity:
             n, sentence, _ = best
-            source = _source(used[n - 1])
+            source = _source(used[n - 1]).model_copy(update={"citation": 1})
             return self._reply(session, "generated", f"{sentence} [1]", min(source.score, best[2]), [source],
                                start, extractive=True)
         return None

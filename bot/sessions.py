@@ -50,6 +50,8 @@ class SessionStore(Protocol):
 
     def set_state(self, session: Session, state: str) -> None: ...
 
+    def update_turn(self, session: Session, index: int, data: dict[str, Any]) -> None: ...
+
     def reset(self, session_id: str) -> None: ...
 
 
@@ -70,6 +72,10 @@ class InMemorySessions:
 
     def set_state(self, session: Session, state: str) -> None:
         session.state = state
+
+    def update_turn(self, session: Session, index: int, data: dict[str, Any]) -> None:
+        """Merge ``data`` into the data of turn ``index`` (e.g. feedback on a reply)."""
+        session.turns[index].data.update(data)
 
     def reset(self, session_id: str) -> None:
         with self._lock:
@@ -122,6 +128,13 @@ class SQLiteSessions(InMemorySessions):
         with self._db_lock:
             self._db.execute("UPDATE sessions SET state = ? WHERE id = ?", (state, session.id))
         session.state = state
+
+    def update_turn(self, session: Session, index: int, data: dict[str, Any]) -> None:
+        merged = {**session.turns[index].data, **data}
+        with self._db_lock:
+            self._db.execute("UPDATE turns SET data = ? WHERE session_id = ? AND seq = ?",
+                             (json.dumps(merged, default=str), session.id, index))
+        session.turns[index].data = merged
 
     def reset(self, session_id: str) -> None:
         with self._db_lock:

@@ -19,6 +19,7 @@ class Source(BaseModel):
     score: float = Field(ge=0.0, le=1.0)
     url: str | None = None
     kind: Literal["faq", "document"] = "faq"
+    citation: int | None = None  # generated replies: the [n] that cites this source in the text
 
 
 class Sentiment(BaseModel):
