@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["retrieval", "cpu_peak", "engine", "generation_speed", "sentiment", "escalation"]
+ORDER = ["retrieval", "cpu_peak", "engine", "generation_speed", "sentiment", "escalation", "tui_startup"]
 
 
 def main() -> int:
