@@ -234,6 +234,36 @@ def kb_reindex(embedding_model: Optional[str] = typer.Option(
                   markup=False, highlight=False)
 
 
+# --- fine-tuning --------------------------------------------------------------------------------------------
+finetune_app = typer.Typer(help="Fine-tune a model on your data; each task's --help lists its options.",
+                           no_args_is_help=True)
+app.add_typer(finetune_app, name="finetune")
+_PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
+
+
+def _run_task(module: str, args: list[str]) -> None:
+    import importlib
+
+    _quiet_libraries()
+    try:
+        code = importlib.import_module(module).main(args)
+    except SystemExit as e:  # argparse's --help and usage errors
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
+    raise typer.Exit(code)
+
+
+@finetune_app.command("embedder", context_settings=_PASS_THROUGH, add_help_option=False)
+def finetune_embedder(ctx: typer.Context) -> None:
+    """The embedding model, on FAQ question variants (= python -m finetune.embedder)."""
+    _run_task("finetune.embedder", list(ctx.args))
+
+
+@finetune_app.command("sentiment", context_settings=_PASS_THROUGH, add_help_option=False)
+def finetune_sentiment(ctx: typer.Context) -> None:
+    """The sentiment classifier, on text,label CSV files (= python -m finetune.sentiment)."""
+    _run_task("finetune.sentiment", list(ctx.args))
+
+
 # --- conversation ------------------------------------------------------------------------------------------
 @app.command()
 def ask(question: str, session_id: Optional[str] = typer.Option(None, "--session-id"),

@@ -1,0 +1,291 @@
+"""Fine-tune the embedding model on a company's FAQ, measured before and after with the bot's own retrieval.
+
+    python -m finetune.embedder --data faq.jsonl --output models/embedder
+    supportbot kb reindex --embedding-model models/embedder      # switch a knowledge base to it
+
+Training pairs come from the FAQ's question variants: each variant (anchor) with another variant of the same
+entry (positive) and, as a hard negative, the variant of another entry that the current model finds closest.
+Loss: MultipleNegativesRankingLoss (the other positives in a batch are negatives too), with batches that never
+hold two variants of one entry, so no in-batch negative is secretly a positive.
+
+Evaluation: a share of each entry's variants is held out (or ``dev`` queries are given); the train variants go
+into a real knowledge base (Chroma + BM25 in a temporary directory) and every held-out variant is searched as a
+customer would: top-1 and recall@3 of the right entry, before and after.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import random
+import shlex
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+from bot.errors import SupportbotError
+from finetune.sentiment import TrainingDataError
+from knowledge.schema import FAQEntry
+
+EMBEDDER_FILE = "supportbot_embedder.json"
+
+
+@dataclasses.dataclass
+class EmbedderOptions:
+    base: str = "bundled:minilm"
+    epochs: int = 1
+    batch_size: int = 64
+    learning_rate: float = 5e-5
+    warmup_ratio: float = 0.1
+    hard_negatives: bool = True
+    dev_share: float = 0.2
+    seed: int = 13
+
+
+# --- data ------------------------------------------------------------------------------------------------------
+def load_entries(paths: Sequence[Path], mapping: Any = None) -> list[FAQEntry]:
+    """FAQ entries from the files the knowledge base ingests; any invalid record stops here, before training."""
+    from knowledge import KnowledgeBase
+
+    with tempfile.TemporaryDirectory() as tmp:
+        loaded = KnowledgeBase(path=Path(tmp) / "unused").load(paths, mapping)
+    problems = [p for lf in loaded for p in lf.invalid]
+    if problems:
+        raise TrainingDataError("; ".join(str(p) for p in problems[:5]) +
+                                (f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""))
+    entries = [e for lf in loaded for e in lf.entries]
+    if not entries:
+        raise TrainingDataError(f"no FAQ entries in {', '.join(str(p) for p in paths)}")
+    return entries
+
+
+def split_variants(entries: Sequence[FAQEntry], dev_share: float, seed: int
+                   ) -> tuple[list[FAQEntry], list[tuple[str, str]]]:
+    """Hold out ``dev_share`` of each entry's variants (keeping at least one) as (query, entry id) pairs."""
+    rng = random.Random(seed)
+    train, dev = [], []
+    for e in entries:
+        variants = list(e.questions)
+        rng.shuffle(variants)
+        n_dev = min(len(variants) - 1, round(len(variants) * dev_share))
+        dev.extend((q, e.id) for q in variants[:n_dev])
+        train.append(e.model_copy(update={"questions": variants[n_dev:]}))
+    return train, dev
+
+
+def triplets(entries: Sequence[FAQEntry], model: Any, seed: int, hard_negatives: bool
+             ) -> tuple[list[tuple[str, str, str]], list[str]]:
+    """(anchor, positive, negative) for every variant of an entry with two or more, and the anchors' entry ids."""
+    import numpy as np
+
+    rng = random.Random(seed)
+    texts = [q for e in entries for q in e.questions]
+    owner = [e.id for e in entries for _ in e.questions]
+    by_entry: dict[str, list[str]] = {}
+    for text, entry_id in zip(texts, owner):
+        by_entry.setdefault(entry_id, []).append(text)
+    nearest_other: list[str] = []
+    if hard_negatives:
+        vectors = model.encode(texts, batch_size=128, normalize_embeddings=True, convert_to_numpy=True)
+        ids = np.array(owner)
+        for start in range(0, len(texts), 1024):
+            sims = vectors[start:start + 1024] @ vectors.T
+            for row, i in enumerate(range(start, min(start + 1024, len(texts)))):
+                sims[row, ids == owner[i]] = -2.0
+                nearest_other.append(texts[int(np.argmax(sims[row]))])
+    out, anchors_entry = [], []
+    for i, (anchor, entry_id) in enumerate(zip(texts, owner)):
+        others = [t for t in by_entry[entry_id] if t != anchor]
+        if not others:
+            continue
+        negative = nearest_other[i] if hard_negatives else texts[rng.randrange(len(texts))]
+        out.append((anchor, rng.choice(others), negative))
+        anchors_entry.append(entry_id)
+    return out, anchors_entry
+
+
+class UniqueEntryBatches:
+    """Batches in which no entry appears twice (shuffled per epoch, deterministic)."""
+
+    def __init__(self, entry_ids: Sequence[str], batch_size: int, seed: int, drop_last: bool = False) -> None:
+        self.entry_ids = list(entry_ids)
+        self.batch_size = batch_size
+        self.seed = seed
+        self.drop_last = drop_last
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[list[int]]:
+        rng = random.Random(self.seed + self.epoch)
+        self.epoch += 1
+        order = list(range(len(self.entry_ids)))
+        rng.shuffle(order)
+        pending = order
+        while pending:
+            batch, seen, rest = [], set(), []
+            for i in pending:
+                if len(batch) < self.batch_size and self.entry_ids[i] not in seen:
+                    batch.append(i)
+                    seen.add(self.entry_ids[i])
+                else:
+                    rest.append(i)
+            pending = rest
+            if len(batch) == self.batch_size or (batch and not self.drop_last):
+                yield batch
+
+    def __len__(self) -> int:
+        n = len(self.entry_ids)
+        return n // self.batch_size if self.drop_last else (n + self.batch_size - 1) // self.batch_size
+
+
+def _unique_entry_batches(owners: Sequence[str], dataset: Any, batch_size: int, drop_last: bool, seed: int = 0,
+                          **_: Any) -> UniqueEntryBatches:
+    """The trainer's batch-sampler factory (a module-level function: the training arguments get pickled)."""
+    return UniqueEntryBatches(owners, batch_size, seed, drop_last)
+
+
+# --- evaluation ------------------------------------------------------------------------------------------------
+def evaluate(model_ref: str, entries: Sequence[FAQEntry], dev: Sequence[tuple[str, str]],
+             cache_dir: Path | None = None) -> dict[str, Any]:
+    """Top-1 and recall@3 of the right entry, through a real knowledge base on the ``entries`` (hybrid search)."""
+    from bot.config import load_settings
+    from knowledge import KnowledgeBase
+
+    with tempfile.TemporaryDirectory() as tmp:
+        overrides: dict[str, Any] = {"knowledge": {"path": Path(tmp) / "kb", "embedding_model": model_ref}}
+        if cache_dir is not None:
+            overrides["cache"] = cache_dir
+        kb = KnowledgeBase(settings=load_settings(None, **overrides))
+        kb.add(list(entries))
+        start = time.perf_counter()
+        top1 = top3 = 0
+        for query, expected in dev:
+            hits = [h.entry_id for h in kb.search(query, k=3)]
+            top1 += bool(hits) and hits[0] == expected
+            top3 += expected in hits
+        seconds = time.perf_counter() - start
+    n = max(1, len(dev))
+    return {"queries": len(dev), "top1": round(top1 / n, 4), "recall_at_3": round(top3 / n, 4),
+            "ms_per_query": round(1000 * seconds / n, 1)}
+
+
+# --- training --------------------------------------------------------------------------------------------------
+def train(entries: Sequence[FAQEntry], output: Path, options: EmbedderOptions,
+          dev: Sequence[tuple[str, str]] | None = None, command: str = "", data_note: str = "",
+          cache_dir: Path | None = None, evaluate_before: bool = True) -> dict[str, Any]:
+    """Fine-tune, save a sentence-transformers model with its model card to ``output``; return the metrics."""
+    import torch
+    from datasets import Dataset
+    from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer
+    from sentence_transformers.losses import MultipleNegativesRankingLoss
+
+    try:  # sentence-transformers >= 6
+        from sentence_transformers.sentence_transformer.training_args import SentenceTransformerTrainingArguments
+    except ImportError:  # pragma: no cover - 5.x
+        from sentence_transformers.training_args import SentenceTransformerTrainingArguments
+
+    from bot.config import default_cache_dir
+    from bot.models import materialize
+
+    cache_dir = cache_dir or default_cache_dir()
+    if dev is None:
+        entries, dev = split_variants(entries, options.dev_share, options.seed)
+    meta: dict[str, Any] = {"base": options.base, "options": dataclasses.asdict(options), "command": command,
+                            "data": data_note, "entries": len(entries),
+                            "train_variants": sum(len(e.questions) for e in entries), "dev_queries": len(dev)}
+    if evaluate_before and dev:
+        meta["before"] = evaluate(options.base, entries, dev, cache_dir)
+
+    torch.manual_seed(options.seed)
+    model = SentenceTransformer(materialize(options.base, cache_dir), device="cpu")
+    rows, owners = triplets(entries, model, options.seed, options.hard_negatives)
+    if not rows:
+        raise TrainingDataError("no entry has two or more question variants: nothing to learn from "
+                                "(add variants, or past questions mapped to their entry)")
+    columns = ["anchor", "positive", "negative"]
+    dataset = Dataset.from_dict({c: [r[i] for r in rows] for i, c in enumerate(columns)})
+    output = Path(output)
+    args = SentenceTransformerTrainingArguments(
+        output_dir=str(output / "checkpoints"), num_train_epochs=options.epochs,
+        per_device_train_batch_size=options.batch_size, learning_rate=options.learning_rate,
+        warmup_steps=options.warmup_ratio, seed=options.seed,  # a float < 1 is a ratio in transformers 5 save_strategy="no", report_to="none",
+        logging_steps=10, disable_tqdm=False, use_cpu=not torch.cuda.is_available(),
+        batch_sampler=functools.partial(_unique_entry_batches, owners))
+    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset,
+                                         loss=MultipleNegativesRankingLoss(model))
+    start = time.perf_counter()
+    result = trainer.train()
+    meta["train_seconds"] = round(time.perf_counter() - start, 1)
+    meta["train_examples"] = len(rows)
+    meta["train_loss"] = round(float(result.training_loss), 4)
+    model.save(str(output))
+    if dev:
+        meta["after"] = evaluate(str(output), entries, dev, cache_dir)
+    (output / EMBEDDER_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    (output / "README.md").write_text(model_card(meta), encoding="utf-8")
+    return meta
+
+
+def model_card(meta: dict[str, Any]) -> str:
+    lines = ["# supportbot fine-tuned embedder", "",
+             f"`{meta['base']}` fine-tuned on {meta['entries']} FAQ entries ({meta['train_examples']} training "
+             "triplets: variant, another variant of the same entry, the closest variant of another entry) with "
+             "MultipleNegativesRankingLoss, by `finetune/embedder.py`.", "",
+             "Use it: `supportbot kb reindex --embedding-model <this directory>`, then set "
+             "`knowledge.embedding_model` to it.", "",
+             "## Data", "", meta.get("data") or "(see command)", "",
+             "## Command", "", "```", meta.get("command") or "python -m finetune.embedder", "```", "",
+             f"Training took {meta.get('train_seconds', 0):.0f} s on the machine that ran it.", ""]
+    if "after" in meta:
+        lines += ["## Retrieval on held-out questions", "",
+                  f"{meta['dev_queries']} held-out questions searched in a knowledge base of the training entries "
+                  "(the bot's hybrid search):", "", "| model | top-1 | recall@3 |", "|---|---|---|"]
+        if "before" in meta:
+            lines.append(f"| {meta['base']} | {meta['before']['top1']:.4f} | {meta['before']['recall_at_3']:.4f} |")
+        lines += [f"| fine-tuned | {meta['after']['top1']:.4f} | {meta['after']['recall_at_3']:.4f} |", ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m finetune.embedder", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--data", type=Path, action="append", required=True,
+                   help="FAQ file or folder (CSV / JSON / JSONL, as for `supportbot ingest`); repeatable")
+    p.add_argument("--output", type=Path, required=True, help="directory for the fine-tuned model")
+    p.add_argument("--question-column", default="question", help="CSV column / JSON key of the question")
+    p.add_argument("--answer-column", default="answer", help="CSV column / JSON key of the answer")
+    p.add_argument("--id-column", default="id", help="CSV column / JSON key of the entry id")
+    defaults = EmbedderOptions()
+    for field in dataclasses.fields(EmbedderOptions):
+        value = getattr(defaults, field.name)
+        if isinstance(value, bool):
+            p.add_argument("--" + field.name.replace("_", "-"), action=argparse.BooleanOptionalAction, default=value)
+        else:
+            p.add_argument("--" + field.name.replace("_", "-"), type=type(value), default=value)
+    args = p.parse_args(argv)
+    options = EmbedderOptions(**{f.name: getattr(args, f.name) for f in dataclasses.fields(EmbedderOptions)})
+    from knowledge.loaders import ColumnMapping
+
+    mapping = ColumnMapping(id=args.id_column, question=args.question_column, answer=args.answer_column)
+    try:
+        entries = load_entries(args.data, mapping)
+        command = "python -m finetune.embedder " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+        meta = train(entries, args.output, options, command=command,
+                     data_note="FAQ files: " + ", ".join(str(d) for d in args.data))
+    except SupportbotError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+    print(json.dumps({k: meta.get(k) for k in ("before", "after", "train_seconds")}, indent=2))
+    print(f"wrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,123 @@
+"""Embedder fine-tuning: data loading and errors, triplets, batches without two variants of one entry, and the
+whole loop (train, save, evaluate through a real knowledge base, reindex a knowledge base with it) on a tiny
+2-layer BERT sentence-transformer built from a config (seconds; the real MiniLM run is bench/finetune_embedder.py).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from finetune.embedder import (EmbedderOptions, UniqueEntryBatches, load_entries, main, split_variants, train,
+                               triplets)
+from finetune.sentiment import TrainingDataError
+from knowledge.schema import FAQEntry
+from tests.conftest import DEMO
+
+ENTRIES = [
+    FAQEntry(id="refunds", questions=["how long do refunds take", "when do i get my money back",
+                                      "refund timing", "how many days for a refund"], answer="5 days."),
+    FAQEntry(id="shipping", questions=["how much is shipping", "delivery cost", "shipping fees",
+                                       "what does postage cost"], answer="4.95."),
+    FAQEntry(id="password", questions=["i forgot my password", "reset password", "cannot log in",
+                                       "change my password"], answer="Use the link."),
+]
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer, 64-wide BERT with mean pooling, with the bundled MiniLM's tokenizer."""
+    from sentence_transformers import SentenceTransformer, models
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from bot.config import default_cache_dir
+    from bot.models import materialize
+
+    path = tmp_path_factory.mktemp("tiny-embedder")
+    tokenizer = AutoTokenizer.from_pretrained(materialize("bundled:minilm", default_cache_dir()))
+    body = path / "body"
+    BertModel(BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=64, num_hidden_layers=2,
+                         num_attention_heads=2, intermediate_size=128)).save_pretrained(body)
+    tokenizer.save_pretrained(body)
+    word = models.Transformer(str(body), max_seq_length=64)
+    model = SentenceTransformer(modules=[word, models.Pooling(word.get_embedding_dimension(), "mean")],
+                                device="cpu")
+    model.save(str(path / "model"))
+    return path / "model"
+
+
+def test_split_keeps_a_variant_of_every_entry_in_training():
+    train_entries, dev = split_variants(ENTRIES, 0.25, seed=1)
+    assert all(len(e.questions) == 3 for e in train_entries) and len(dev) == 3
+    for (query, entry_id) in dev:
+        entry = next(e for e in ENTRIES if e.id == entry_id)
+        assert query in entry.questions
+        assert query not in next(e for e in train_entries if e.id == entry_id).questions
+
+
+def test_triplets_pair_variants_of_one_entry_with_the_closest_other_entry(tiny_model):
+    from sentence_transformers import SentenceTransformer
+
+    rows, owners = triplets(ENTRIES, SentenceTransformer(str(tiny_model), device="cpu"), 0, hard_negatives=True)
+    assert len(rows) == 12 and len(owners) == 12
+    by_text = {q: e.id for e in ENTRIES for q in e.questions}
+    for (anchor, positive, negative), owner in zip(rows, owners):
+        assert by_text[anchor] == by_text[positive] == owner and anchor != positive
+        assert by_text[negative] != owner
+
+
+def test_batches_never_hold_two_variants_of_one_entry():
+    owners = ["a"] * 10 + ["b"] * 5 + ["c"] * 3 + ["d"]
+    sampler = UniqueEntryBatches(owners, batch_size=3, seed=0)
+    batches = list(sampler)
+    assert sorted(i for b in batches for i in b) == list(range(len(owners)))
+    assert all(len({owners[i] for i in b}) == len(b) for b in batches)
+    assert list(UniqueEntryBatches(owners, 3, seed=0)) == batches  # deterministic
+
+
+def test_bad_faq_data_stops_before_training(tmp_path):
+    bad = tmp_path / "faq.csv"
+    bad.write_text("id,question,answer\nok,How?,Like this.\nbroken,,No question here.\n")
+    with pytest.raises(TrainingDataError, match=r"faq\.csv, line 3"):
+        load_entries([bad])
+    assert main(["--data", str(bad), "--output", str(tmp_path / "out")]) == 2
+    assert not (tmp_path / "out").exists()
+
+
+def test_single_variant_entries_give_a_clear_error(tmp_path, tiny_model):
+    single = [FAQEntry(id="a", questions=["one"], answer="x"), FAQEntry(id="b", questions=["two"], answer="y")]
+    with pytest.raises(TrainingDataError, match="two or more question variants"):
+        train(single, tmp_path / "out", EmbedderOptions(base=str(tiny_model)), dev=[], evaluate_before=False)
+
+
+def test_whole_loop_trains_saves_evaluates_and_reindexes_a_knowledge_base(tmp_path, tiny_model):
+    entries = load_entries([DEMO / "faq.jsonl"])
+    out = tmp_path / "embedder"
+    meta = train(entries, out, EmbedderOptions(base=str(tiny_model), batch_size=16, epochs=2,
+                                               learning_rate=1e-3))
+    assert meta["train_examples"] > 100 and meta["dev_queries"] == 79
+    for key in ("before", "after"):
+        assert 0.0 <= meta[key]["top1"] <= meta[key]["recall_at_3"] <= 1.0
+    assert meta["after"]["recall_at_3"] > meta["before"]["recall_at_3"]  # a random tiny model learns a lot
+    card = (out / "README.md").read_text()
+    assert "top-1" in card and "kb reindex --embedding-model" in card
+    assert json.loads((out / "supportbot_embedder.json").read_text())["after"] == meta["after"]
+
+    from bot.cli import main as cli_main
+    from knowledge import KnowledgeBase
+
+    kb_path = tmp_path / "kb"
+    KnowledgeBase(path=kb_path).ingest(DEMO / "faq.jsonl")
+    import os
+
+    os.environ["SUPPORTBOT_KNOWLEDGE__PATH"] = str(kb_path)
+    try:
+        assert cli_main(["kb", "reindex", "--embedding-model", str(out)]) == 0
+    finally:
+        del os.environ["SUPPORTBOT_KNOWLEDGE__PATH"]
+    from bot.config import load_settings
+
+    kb = KnowledgeBase(settings=load_settings(knowledge={"path": kb_path, "embedding_model": str(out)}))
+    assert kb.search("how long do refunds take?")
