@@ -234,6 +234,42 @@ def kb_reindex(embedding_model: Optional[str] = typer.Option(
                   markup=False, highlight=False)
 
 
+# --- evaluation ---------------------------------------------------------------------------------------------
+@app.command("eval")
+def eval_command(data: Path = typer.Option(..., "--data", help="CSV or JSONL: question, expected (entry id or "
+                                                                "'none'), optional escalation (reason or 'none')."),
+                 as_json: bool = typer.Option(False, "--json", help="Print the report as JSON (for CI).")) -> None:
+    """Run the bot over your labelled questions and report retrieval, modes, fallbacks, escalations, latency."""
+    _quiet_libraries()
+    from bot.engine import Bot
+    from bot.evaluation import evaluate, read_cases
+
+    cases = read_cases(data)  # bad rows are reported before any model loads
+    bot = Bot(settings=_settings())
+    bot.knowledge.warm_up()
+    report = evaluate(bot, cases)
+    if as_json:
+        print(json.dumps(report, indent=2))
+        return
+    r = report
+    table = Table("measure", "value", show_header=False)
+    table.add_row("questions", str(r["questions"]))
+    table.add_row("retrieval top-1 / recall@3",
+                  f"{r['retrieval']['top1']:.3f} / {r['retrieval']['recall_at_3']:.3f} "
+                  f"({r['retrieval']['questions']} with an expected entry)")
+    table.add_row("replies by mode", ", ".join(f"{k} {v}" for k, v in sorted(r["modes"].items())))
+    a = r["answerable"]
+    table.add_row("answered with the expected source", f"{a['answered_right']} of {a['n']}")
+    nq = r["no_answer_questions"]
+    table.add_row("'none' questions that fell back", f"{nq['fell_back']} of {nq['n']}")
+    e = r["escalations"]
+    table.add_row("escalations", ", ".join(f"{k} {v}" for k, v in e["by_reason"].items()) or "none")
+    if e["checked"]:
+        table.add_row("escalation as expected", f"{e['as_expected']} of {e['checked']}")
+    table.add_row("latency p50 / p95", f"{r['latency_ms']['p50']} / {r['latency_ms']['p95']} ms")
+    out.print(table)
+
+
 # --- fine-tuning --------------------------------------------------------------------------------------------
 finetune_app = typer.Typer(help="Fine-tune a model on your data; each task's --help lists its options.",
                            no_args_is_help=True)

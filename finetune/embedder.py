@@ -152,8 +152,10 @@ def _unique_entry_batches(owners: Sequence[str], dataset: Any, batch_size: int, 
 # --- evaluation ------------------------------------------------------------------------------------------------
 def evaluate(model_ref: str, entries: Sequence[FAQEntry], dev: Sequence[tuple[str, str]],
              cache_dir: Path | None = None) -> dict[str, Any]:
-    """Top-1 and recall@3 of the right entry, through a real knowledge base on the ``entries`` (hybrid search)."""
+    """Top-1 and recall@3 of the right entry, through a real knowledge base on the ``entries`` (hybrid search,
+    the same measure as ``supportbot eval``)."""
     from bot.config import load_settings
+    from bot.evaluation import EvalCase, retrieval_metrics
     from knowledge import KnowledgeBase
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -163,15 +165,10 @@ def evaluate(model_ref: str, entries: Sequence[FAQEntry], dev: Sequence[tuple[st
         kb = KnowledgeBase(settings=load_settings(None, **overrides))
         kb.add(list(entries))
         start = time.perf_counter()
-        top1 = top3 = 0
-        for query, expected in dev:
-            hits = [h.entry_id for h in kb.search(query, k=3)]
-            top1 += bool(hits) and hits[0] == expected
-            top3 += expected in hits
+        metrics = retrieval_metrics(kb, [EvalCase(query, expected) for query, expected in dev])
         seconds = time.perf_counter() - start
-    n = max(1, len(dev))
-    return {"queries": len(dev), "top1": round(top1 / n, 4), "recall_at_3": round(top3 / n, 4),
-            "ms_per_query": round(1000 * seconds / n, 1)}
+    return {"queries": len(dev), "top1": metrics["top1"], "recall_at_3": metrics["recall_at_3"],
+            "ms_per_query": round(1000 * seconds / max(1, len(dev)), 1)}
 
 
 # --- training --------------------------------------------------------------------------------------------------
