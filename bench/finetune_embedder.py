@@ -22,6 +22,15 @@ from bench.common import banking77_entries, banking77_split, save  # noqa: E402
 
 
 def main() -> None:
+    import argparse
+    import dataclasses
+
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--hard-negatives", action=argparse.BooleanOptionalAction, default=None)
+    p.add_argument("--learning-rate", type=float, default=None)
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--out", default="finetune_embedder", help="results file name in bench/results")
+    args = p.parse_args()
     import torch
 
     torch.set_num_threads(os.cpu_count() or 2)
@@ -31,6 +40,9 @@ def main() -> None:
     train_split, dev = banking77_split()
     entries = [FAQEntry(**e) for e in banking77_entries(train_split)]
     options = EmbedderOptions()
+    changes = {k: v for k, v in (("hard_negatives", args.hard_negatives), ("learning_rate", args.learning_rate),
+                                 ("epochs", args.epochs)) if v is not None}
+    options = dataclasses.replace(options, **changes)
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         meta = train(entries, Path(tmp) / "model", options, dev=[(t, i) for t, i in dev],
@@ -40,7 +52,7 @@ def main() -> None:
     print(f"top-1 {b['top1']:.4f} -> {a['top1']:.4f} ({100 * (a['top1'] - b['top1']):+.2f} points); "
           f"recall@3 {b['recall_at_3']:.4f} -> {a['recall_at_3']:.4f}; training {meta['train_seconds']:.0f} s, "
           f"whole run {meta['wall_seconds']:.0f} s")
-    print("wrote", save("finetune_embedder", meta))
+    print("wrote", save(args.out, meta))
 
 
 if __name__ == "__main__":

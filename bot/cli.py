@@ -288,6 +288,12 @@ def _run_task(module: str, args: list[str]) -> None:
     raise typer.Exit(code)
 
 
+@finetune_app.command("generator", context_settings=_PASS_THROUGH, add_help_option=False)
+def finetune_generator(ctx: typer.Context) -> None:
+    """The generator, on FAQ answers with the runtime prompt and retrieval (= python -m finetune.generator)."""
+    _run_task("finetune.generator", list(ctx.args))
+
+
 @finetune_app.command("embedder", context_settings=_PASS_THROUGH, add_help_option=False)
 def finetune_embedder(ctx: typer.Context) -> None:
     """The embedding model, on FAQ question variants (= python -m finetune.embedder)."""

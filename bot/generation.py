@@ -81,8 +81,9 @@ class Seq2SeqGenerator(_LocalGenerator):
 
     def stream(self, messages: list[dict[str, str]]) -> Iterator[str]:
         self.warm_up()
-        enc = self._tok(flatten_messages(messages), return_tensors="pt", truncation=True,
-                        max_length=getattr(self._tok, "model_max_length", 512) or 512)
+        # Tokenizers without a limit report model_max_length as ~1e30: cap it.
+        limit = min(getattr(self._tok, "model_max_length", 512) or 512, 4096)
+        enc = self._tok(flatten_messages(messages), return_tensors="pt", truncation=True, max_length=limit)
         yield from _stream_generate(self._tok, self._model, enc, self.max_new_tokens, skip_prompt=False)
 
 

@@ -1,0 +1,385 @@
+"""Fine-tune the generator on a company's FAQ, with the exact runtime prompt and retrieval.
+
+    python -m finetune.generator --data faq.jsonl --output models/generator
+    # then: [generator] model = "models/generator"   (architecture = "seq2seq" for T5-style models)
+    accelerate launch -m finetune.generator --data faq.jsonl --output models/generator   # several GPUs
+
+Each training example is what the bot would see at run time: the question, the passages the knowledge base
+retrieves for it (``knowledge.search`` + ``strip_instructions`` + ``build_messages``, as in ``bot.engine``),
+with the gold entry among them, and as target the curated answer citing it (``... [2]``). A share of the
+examples (``--no-answer-share``) has the gold passage removed and ``NO_ANSWER`` as target. Entries are split
+into train and held-out entries; on held-out questions, before and after training: ROUGE-L against the curated
+answer, key facts (the numbers, amounts and times of the curated answer) found, the engine's grounding check
+pass rate, and no-answer accuracy. LoRA (default) is merged into the saved model, so the output directory is a
+plain transformers model with a model card.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+import re
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from bot.errors import SupportbotError
+from finetune.sentiment import TrainingDataError
+from knowledge.schema import FAQEntry
+
+GENERATOR_FILE = "supportbot_generator.json"
+_FACT = re.compile(r"(?:[€$£]\s?)?\d+(?:[.,:]\d+)*(?:\s?(?:%|€|\$|£|am|pm))?", re.IGNORECASE)
+_TOKEN = re.compile(r"\w+")
+
+
+@dataclasses.dataclass
+class GeneratorOptions:
+    base: str = "bundled:smollm2"
+    architecture: str = "causal"  # causal | seq2seq
+    method: str = "lora"  # lora | full
+    epochs: float = 2.0
+    batch_size: int = 4
+    gradient_accumulation: int = 2
+    learning_rate: float = 2e-4
+    lora_rank: int = 16
+    max_length: int = 768
+    variants_per_entry: int = 3
+    no_answer_share: float = 0.2
+    eval_share: float = 0.15
+    max_eval: int = 40
+    seed: int = 13
+    save_steps: int = 50
+    resume: bool = False
+    bf16: bool = False
+
+
+@dataclasses.dataclass
+class GenExample:
+    question: str
+    messages: list[dict[str, str]]
+    target: str
+    entry_id: str
+    answer: str  # the curated answer ("" for no-answer examples)
+    passages: list[str]
+    no_answer: bool
+
+
+# --- examples --------------------------------------------------------------------------------------------------
+def build_examples(entries: Sequence[FAQEntry], knowledge: Any, options: GeneratorOptions, max_passages: int,
+                   rng: random.Random) -> list[GenExample]:
+    """Runtime retrieval and prompt for each question variant (up to ``variants_per_entry`` per entry)."""
+    from bot.prompting import NO_ANSWER, PromptPassage, build_messages, strip_instructions
+
+    out = []
+    for e in entries:
+        for question in e.questions[: options.variants_per_entry]:
+            hits = knowledge.search(question, k=max_passages + 3)
+            others = [PromptPassage(h.title, strip_instructions(h.text)) for h in hits if h.entry_id != e.id]
+            no_answer = rng.random() < options.no_answer_share
+            if no_answer:
+                passages, target, answer = others[:max_passages], NO_ANSWER, ""
+            else:
+                passages = others[: max_passages - 1]
+                position = rng.randint(0, len(passages))
+                passages.insert(position, PromptPassage(e.questions[0], strip_instructions(e.answer)))
+                target, answer = f"{e.answer} [{position + 1}]", e.answer
+            out.append(GenExample(question, build_messages(question, passages), target, e.id, answer,
+                                  [p.text for p in passages], no_answer))
+    return out
+
+
+def split_entries(entries: Sequence[FAQEntry], share: float, seed: int) -> tuple[list[FAQEntry], list[FAQEntry]]:
+    """Held-out entries: the model cannot have memorised their answers."""
+    order = list(entries)
+    random.Random(seed).shuffle(order)
+    n = max(1, round(len(order) * share)) if len(order) > 1 else 0
+    return order[n:], order[:n]
+
+
+def encode(example: GenExample, tokenizer: Any, architecture: str, max_length: int) -> dict[str, list[int]] | None:
+    """Token ids and labels (prompt masked with -100 for causal models); None when it does not fit."""
+    from bot.prompting import flatten_messages
+
+    if architecture == "seq2seq":
+        inputs = tokenizer(flatten_messages(example.messages), truncation=True, max_length=max_length)["input_ids"]
+        labels = tokenizer(example.target, truncation=True, max_length=256)["input_ids"]
+        return {"input_ids": inputs, "attention_mask": [1] * len(inputs), "labels": labels}
+    prompt = tokenizer.apply_chat_template(example.messages, add_generation_prompt=True, tokenize=True)
+    if hasattr(prompt, "keys"):  # transformers 5 returns a BatchEncoding
+        prompt = prompt["input_ids"]
+    target = tokenizer(example.target, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    if len(prompt) + len(target) > max_length:
+        return None
+    ids = list(prompt) + target
+    return {"input_ids": ids, "attention_mask": [1] * len(ids), "labels": [-100] * len(prompt) + target}
+
+
+# --- evaluation ------------------------------------------------------------------------------------------------
+def rouge_l(candidate: str, reference: str) -> float:
+    """ROUGE-L F1 over lower-cased word tokens."""
+    a, b = _TOKEN.findall(candidate.lower()), _TOKEN.findall(reference.lower())
+    if not a or not b:
+        return 0.0
+    prev = [0] * (len(b) + 1)
+    for x in a:
+        cur = [0]
+        for j, y in enumerate(b, 1):
+            cur.append(prev[j - 1] + 1 if x == y else max(prev[j], cur[j - 1]))
+        prev = cur
+    lcs = prev[-1]
+    if lcs == 0:
+        return 0.0
+    p, r = lcs / len(a), lcs / len(b)
+    return 2 * p * r / (p + r)
+
+
+def key_facts(answer: str) -> list[str]:
+    """The numbers, amounts, percentages and times of a curated answer."""
+    return [m.group(0).replace(" ", "") for m in _FACT.finditer(answer)]
+
+
+def evaluate_generator(generator: Any, examples: Sequence[GenExample], embed: Any, settings: Any) -> dict[str, Any]:
+    from bot import grounding
+    from bot.prompting import is_no_answer
+
+    a = settings.answer
+    rouge, facts_found, facts_total, grounded, answerable = [], 0, 0, 0, 0
+    said_no, no_total, false_no = 0, 0, 0
+    samples = []
+    for ex in examples:
+        text = generator.generate(ex.messages).strip()
+        if ex.no_answer:
+            no_total += 1
+            said_no += is_no_answer(text)
+            continue
+        answerable += 1
+        if is_no_answer(text):
+            false_no += 1
+            rouge.append(0.0)
+        else:
+            rouge.append(rouge_l(text, ex.answer))
+            grounded += grounding.check(text, ex.passages, a.grounding_min_overlap, a.grounding_min_similarity,
+                                        embed).supported
+        facts = key_facts(ex.answer)
+        if facts:
+            facts_total += 1
+            compact = text.replace(" ", "")
+            facts_found += all(f in compact for f in facts)
+        if len(samples) < 5:
+            samples.append({"question": ex.question, "answer": text[:300]})
+    return {
+        "answerable": answerable, "rouge_l": round(sum(rouge) / len(rouge), 4) if rouge else None,
+        "key_facts": round(facts_found / facts_total, 4) if facts_total else None, "with_facts": facts_total,
+        "grounding_rate": round(grounded / answerable, 4) if answerable else None,
+        "false_no_answer": round(false_no / answerable, 4) if answerable else None,
+        "no_answer_questions": no_total, "no_answer_accuracy": round(said_no / no_total, 4) if no_total else None,
+        "samples": samples,
+    }
+
+
+def _runtime_generator(ref: str, options: GeneratorOptions, cache_dir: Path, max_new_tokens: int) -> Any:
+    from bot.generation import CausalLMGenerator, Seq2SeqGenerator
+
+    if options.architecture == "seq2seq":
+        return Seq2SeqGenerator(ref, cache_dir, max_new_tokens)
+    return CausalLMGenerator(ref, cache_dir, max_new_tokens, dtype="float32", prompt_lookup_tokens=10)
+
+
+# --- training --------------------------------------------------------------------------------------------------
+class _RichProgress:
+    """A transformers TrainerCallback drawing a rich progress bar with the loss and the ETA (main process)."""
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        from transformers import TrainerCallback
+
+        class Callback(TrainerCallback):
+            def __init__(self) -> None:
+                self.progress: Any = None
+                self.task: Any = None
+                self.loss = float("nan")
+
+            def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+                if not state.is_world_process_zero:
+                    return
+                from rich.progress import (BarColumn, Progress, TextColumn, TimeElapsedColumn,
+                                           TimeRemainingColumn)
+
+                self.progress = Progress(TextColumn("[bold]generator[/]"), BarColumn(),
+                                         TextColumn("{task.completed}/{task.total} steps  loss {task.fields[loss]}"),
+                                         TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
+                self.progress.start()
+                self.task = self.progress.add_task("train", total=state.max_steps, completed=state.global_step,
+                                                   loss="-")
+
+            def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any) -> None:
+                if self.progress is not None and logs and "loss" in logs:
+                    self.progress.update(self.task, loss=f"{float(logs['loss']):.4f}")
+
+            def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+                if self.progress is not None:
+                    self.progress.update(self.task, completed=state.global_step)
+
+            def on_train_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+                if self.progress is not None:
+                    self.progress.stop()
+
+        return Callback()
+
+
+def train(entries: Sequence[FAQEntry], output: Path, options: GeneratorOptions, command: str = "",
+          data_note: str = "", settings: Any = None, evaluate: bool = True) -> dict[str, Any]:
+    import tempfile
+
+    import torch
+    from transformers import (AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer, DataCollatorForSeq2Seq,
+                              Trainer, TrainingArguments)
+
+    from bot.config import load_settings
+    from bot.models import materialize
+    from knowledge import KnowledgeBase
+
+    if options.architecture not in ("causal", "seq2seq") or options.method not in ("lora", "full"):
+        raise TrainingDataError("--architecture is causal or seq2seq; --method is lora or full")
+    rng = random.Random(options.seed)
+    torch.manual_seed(options.seed)
+    output = Path(output)
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = settings or load_settings(None, knowledge={"path": Path(tmp) / "kb"})
+        kb = KnowledgeBase(settings=settings.model_copy(update={"knowledge": settings.knowledge.model_copy(
+            update={"path": Path(tmp) / "kb"})}))
+        kb.add(list(entries))  # retrieval over all entries: held-out ones appear as distractors too
+        train_entries, eval_entries = split_entries(entries, options.eval_share, options.seed)
+        max_passages = settings.generator.max_passages
+        train_examples = build_examples(train_entries, kb, options, max_passages, rng)
+        eval_examples = build_examples(eval_entries, kb, options, max_passages, rng)[: options.max_eval]
+        embed = kb.embedder.embed
+        base = materialize(options.base, settings.cache)
+        meta: dict[str, Any] = {"base": options.base, "options": dataclasses.asdict(options), "command": command,
+                                "data": data_note, "train_entries": len(train_entries),
+                                "eval_entries": len(eval_entries), "train_examples": len(train_examples),
+                                "eval_examples": len(eval_examples)}
+        max_new = settings.generator.max_new_tokens
+        if evaluate and eval_examples:
+            meta["before"] = evaluate_generator(_runtime_generator(options.base, options, settings.cache, max_new),
+                                                eval_examples, embed, settings)
+
+        tokenizer = AutoTokenizer.from_pretrained(base)
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        encoded = [encode(ex, tokenizer, options.architecture, options.max_length) for ex in train_examples]
+        rows = [e for e in encoded if e is not None]
+        meta["dropped_too_long"] = len(encoded) - len(rows)
+        if not rows:
+            raise TrainingDataError("no training example fits in --max-length; raise it or shorten the answers")
+        auto = AutoModelForSeq2SeqLM if options.architecture == "seq2seq" else AutoModelForCausalLM
+        model = auto.from_pretrained(base, dtype=torch.float32)
+        if options.method == "lora":
+            from peft import LoraConfig, TaskType, get_peft_model
+
+            task = TaskType.SEQ_2_SEQ_LM if options.architecture == "seq2seq" else TaskType.CAUSAL_LM
+            model = get_peft_model(model, LoraConfig(r=options.lora_rank, lora_alpha=2 * options.lora_rank,
+                                                     lora_dropout=0.05, target_modules="all-linear",
+                                                     task_type=task))
+        args = TrainingArguments(
+            output_dir=str(output / "checkpoints"), num_train_epochs=options.epochs,
+            per_device_train_batch_size=options.batch_size,
+            gradient_accumulation_steps=options.gradient_accumulation, learning_rate=options.learning_rate,
+            warmup_steps=0.1, lr_scheduler_type="linear", logging_steps=5, save_steps=options.save_steps,
+            save_total_limit=2, seed=options.seed, report_to="none", disable_tqdm=True, bf16=options.bf16,
+            use_cpu=not torch.cuda.is_available(), remove_unused_columns=False)
+        trainer = Trainer(model=model, args=args, train_dataset=rows,
+                          data_collator=DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=-100),
+                          callbacks=[_RichProgress()])
+        start = time.perf_counter()
+        resume = options.resume and any((output / "checkpoints").glob("checkpoint-*"))
+        result = trainer.train(resume_from_checkpoint=True if resume else None)
+        seconds = time.perf_counter() - start
+        losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+        tokens = sum(len(r["input_ids"]) for r in rows) * options.epochs
+        meta.update({"train_seconds": round(seconds, 1), "steps": trainer.state.global_step,
+                     "seconds_per_step": round(seconds / max(1, trainer.state.global_step), 2),
+                     "train_tokens_per_s": round(tokens / seconds, 1), "resumed": bool(resume),
+                     "first_loss": round(losses[0], 4) if losses else None,
+                     "final_loss": round(losses[-1], 4) if losses else None,
+                     "train_loss": round(float(result.training_loss), 4)})
+        if not trainer.is_world_process_zero():
+            return meta
+        final = model.merge_and_unload() if options.method == "lora" else model
+        final.save_pretrained(str(output))
+        tokenizer.save_pretrained(str(output))
+        if evaluate and eval_examples:
+            meta["after"] = evaluate_generator(_runtime_generator(str(output), options, settings.cache, max_new),
+                                               eval_examples, embed, settings)
+    (output / GENERATOR_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    (output / "README.md").write_text(model_card(meta), encoding="utf-8")
+    return meta
+
+
+def model_card(meta: dict[str, Any]) -> str:
+    o = meta["options"]
+    lines = ["# supportbot fine-tuned generator", "",
+             f"`{meta['base']}` ({o['architecture']}) fine-tuned with {o['method']}"
+             + (f" (rank {o['lora_rank']}, merged)" if o["method"] == "lora" else "") +
+             f" by `finetune/generator.py` on {meta['train_examples']} examples from {meta['train_entries']} FAQ "
+             "entries, built with the bot's own retrieval and prompt.", "",
+             f"Use it: `[generator] model = \"<this directory>\"`, `architecture = \"{o['architecture']}\"`.", "",
+             "## Data", "", meta.get("data") or "(see command)", "",
+             "## Command", "", "```", meta.get("command") or "python -m finetune.generator", "```", "",
+             f"{meta.get('steps', 0)} steps in {meta.get('train_seconds', 0):.0f} s "
+             f"({meta.get('seconds_per_step', 0)} s per step, {meta.get('train_tokens_per_s', 0)} training tokens/s); "
+             f"loss {meta.get('first_loss')} -> {meta.get('final_loss')}.", ""]
+    if "after" in meta:
+        lines += [f"## Held-out questions ({meta['eval_examples']}, from {meta['eval_entries']} entries not trained on)",
+                  "", "| model | ROUGE-L | key facts | grounding rate | no-answer accuracy |", "|---|---|---|---|---|"]
+        for name, key in ((meta["base"], "before"), ("fine-tuned", "after")):
+            if key in meta:
+                m = meta[key]
+                lines.append(f"| {name} | {m['rouge_l']} | {m['key_facts']} | {m['grounding_rate']} | "
+                             f"{m['no_answer_accuracy']} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m finetune.generator", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--data", type=Path, action="append", required=True,
+                   help="FAQ file or folder (CSV / JSON / JSONL, as for `supportbot ingest`); repeatable")
+    p.add_argument("--output", type=Path, required=True, help="directory for the fine-tuned model")
+    p.add_argument("--question-column", default="question", help="CSV column / JSON key of the question")
+    p.add_argument("--answer-column", default="answer", help="CSV column / JSON key of the answer")
+    p.add_argument("--id-column", default="id", help="CSV column / JSON key of the entry id")
+    defaults = GeneratorOptions()
+    for field in dataclasses.fields(GeneratorOptions):
+        value = getattr(defaults, field.name)
+        flag = "--" + field.name.replace("_", "-")
+        if isinstance(value, bool):
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=value)
+        else:
+            p.add_argument(flag, type=type(value), default=value)
+    args = p.parse_args(argv)
+    options = GeneratorOptions(**{f.name: getattr(args, f.name) for f in dataclasses.fields(GeneratorOptions)})
+    from finetune.embedder import load_entries
+    from knowledge.loaders import ColumnMapping
+
+    mapping = ColumnMapping(id=args.id_column, question=args.question_column, answer=args.answer_column)
+    try:
+        entries = load_entries(args.data, mapping)
+        command = "python -m finetune.generator " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+        meta = train(entries, args.output, options, command=command,
+                     data_note="FAQ files: " + ", ".join(str(d) for d in args.data))
+    except SupportbotError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+    print(json.dumps({k: meta.get(k) for k in ("before", "after", "train_seconds", "seconds_per_step")}, indent=2))
+    print(f"wrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
