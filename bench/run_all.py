@@ -1,4 +1,4 @@
-"""Run every benchmark in turn (about 30 minutes on 2 cores); each writes its JSON to bench/results/.
+"""Run every benchmark in turn (about 45 minutes on 2 cores); each writes its JSON to bench/results/.
 
     .venv/bin/python bench/run_all.py [name ...]     # e.g. `sentiment escalation`
 """
@@ -10,7 +10,8 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["retrieval", "cpu_peak", "engine", "generation_speed", "sentiment", "escalation", "tui_startup"]
+ORDER = ["retrieval", "cpu_peak", "engine", "generation_speed", "sentiment", "escalation", "tui_startup",
+         "finetune_embedder"]
 
 
 def main() -> int:
