@@ -40,12 +40,18 @@ BETWEEN = {"contact_customer_service", "complaint"}
 def single_messages(bot, test: list[dict]) -> dict:
     by_intent: dict[str, list[str | None]] = defaultdict(list)
     times = []
+    missed, false = [], []
     for row in test:
         t = time.perf_counter()
         sentiment = bot.sentiment.predict_one(row["instruction"]) if bot.sentiment else None
         decision = bot.policy.before_answer(row["instruction"], sentiment, [])
         times.append((time.perf_counter() - t) * 1000)
         by_intent[row["intent"]].append(decision.reason if decision else None)
+        if row["intent"] == HUMAN and decision is None:
+            missed.append(row["instruction"])
+        elif row["intent"] != HUMAN and row["intent"] not in BETWEEN and decision is not None:
+            false.append({"text": row["instruction"], "intent": row["intent"], "reason": decision.reason,
+                          "detail": decision.detail})
 
     def share(reasons: list[str | None]) -> float:
         return round(sum(r is not None for r in reasons) / len(reasons), 4)
@@ -61,24 +67,9 @@ def single_messages(bot, test: list[dict]) -> dict:
         "in_between": {i: {"n": len(by_intent[i]), "escalated": share(by_intent[i]),
                            "by_reason": dict(Counter(r for r in by_intent[i] if r))} for i in sorted(BETWEEN)},
         "policy_latency": percentiles(times),
+        "errors": {"missed_requests": missed, "false_escalations": false[:40]},  # examples, for reading
     }
     return out
-
-
-def missed_and_false(bot, test: list[dict]) -> dict:
-    """Examples of errors, for reading."""
-    missed, false = [], []
-    for row in test:
-        if row["intent"] in BETWEEN:
-            continue
-        sentiment = bot.sentiment.predict_one(row["instruction"]) if bot.sentiment else None
-        d = bot.policy.before_answer(row["instruction"], sentiment, [])
-        if row["intent"] == HUMAN and d is None:
-            missed.append(row["instruction"])
-        elif row["intent"] != HUMAN and d is not None:
-            false.append({"text": row["instruction"], "intent": row["intent"], "reason": d.reason,
-                          "detail": d.detail})
-    return {"missed_requests": missed, "false_escalations": false[:40]}
 
 
 def scripted(bot) -> dict:
@@ -132,7 +123,8 @@ def main() -> None:
         bot = Bot(knowledge=kb, settings=settings)  # single messages: no knowledge base needed
         bot.sentiment.warm_up()
         bot.policy.warm_up()
-        result: dict = {"bitext_test": single_messages(bot, test), "errors": missed_and_false(bot, test)}
+        result: dict = {"bitext_test": single_messages(bot, test)}
+        result["errors"] = result["bitext_test"].pop("errors")
         closure = load_settings(None, knowledge={"path": Path(tmp) / "kb"},
                                 escalation={"sensitive_topics": ["legal_threat", "fraud", "account_closure"]})
         bot_closure = Bot(knowledge=kb, settings=closure, sentiment=bot.sentiment)

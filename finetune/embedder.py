@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from bot.errors import SupportbotError
+from finetune._common import add_faq_arguments, add_options, faq_mapping, options_from
 from finetune.sentiment import TrainingDataError
 from knowledge.schema import FAQEntry
 
@@ -256,24 +257,11 @@ def main(argv: list[str] | None = None) -> int:
 
     p = argparse.ArgumentParser(prog="python -m finetune.embedder", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--data", type=Path, action="append", required=True,
-                   help="FAQ file or folder (CSV / JSON / JSONL, as for `supportbot ingest`); repeatable")
-    p.add_argument("--output", type=Path, required=True, help="directory for the fine-tuned model")
-    p.add_argument("--question-column", default="question", help="CSV column / JSON key of the question")
-    p.add_argument("--answer-column", default="answer", help="CSV column / JSON key of the answer")
-    p.add_argument("--id-column", default="id", help="CSV column / JSON key of the entry id")
-    defaults = EmbedderOptions()
-    for field in dataclasses.fields(EmbedderOptions):
-        value = getattr(defaults, field.name)
-        if isinstance(value, bool):
-            p.add_argument("--" + field.name.replace("_", "-"), action=argparse.BooleanOptionalAction, default=value)
-        else:
-            p.add_argument("--" + field.name.replace("_", "-"), type=type(value), default=value)
+    add_faq_arguments(p)
+    add_options(p, EmbedderOptions)
     args = p.parse_args(argv)
-    options = EmbedderOptions(**{f.name: getattr(args, f.name) for f in dataclasses.fields(EmbedderOptions)})
-    from knowledge.loaders import ColumnMapping
-
-    mapping = ColumnMapping(id=args.id_column, question=args.question_column, answer=args.answer_column)
+    options = options_from(args, EmbedderOptions)
+    mapping = faq_mapping(args)
     try:
         entries = load_entries(args.data, mapping)
         command = "python -m finetune.embedder " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))

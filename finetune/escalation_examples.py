@@ -16,12 +16,11 @@ The Bitext text is CDLA-Sharing-1.0 (``bot/data/escalation/LICENSE-bitext.txt``)
 from __future__ import annotations
 
 import csv
-import random
 import shutil
 import sys
 from pathlib import Path
 
-from finetune.sentiment import DEFAULT_DATA_DIR
+from finetune._common import DEFAULT_DATA_DIR, stratified_split
 
 BITEXT = DEFAULT_DATA_DIR / "bitext" / "customer_support_sample.csv"
 OUTPUT = Path(__file__).resolve().parents[1] / "bot" / "data" / "escalation"
@@ -47,18 +46,7 @@ def bitext_split(path: Path = BITEXT, seed: int = SEED) -> tuple[list[dict], lis
     """(train, test) rows of Bitext, stratified by intent, deterministic."""
     with Path(path).open(encoding="utf-8", newline="") as f:
         rows = list(csv.DictReader(f))
-    by_intent: dict[str, list[dict]] = {}
-    for row in rows:
-        by_intent.setdefault(row["intent"], []).append(row)
-    train, test = [], []
-    rng = random.Random(seed)
-    for intent in sorted(by_intent):
-        group = by_intent[intent][:]
-        rng.shuffle(group)
-        n_test = round(len(group) * TEST_SHARE)
-        test.extend(group[:n_test])
-        train.extend(group[n_test:])
-    return train, test
+    return stratified_split(rows, TEST_SHARE, seed, key=lambda row: row["intent"])
 
 
 def main(argv: list[str] | None = None) -> int:

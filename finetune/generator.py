@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from bot.errors import SupportbotError
+from finetune._common import add_faq_arguments, add_options, faq_mapping, options_from
 from finetune.sentiment import TrainingDataError
 from knowledge.schema import FAQEntry
 
@@ -189,24 +190,17 @@ def _runtime_generator(ref: str, options: GeneratorOptions, cache_dir: Path, max
 
 
 # --- training --------------------------------------------------------------------------------------------------
-class _RichProgress:
+def _rich_progress() -> Any:
     """A transformers TrainerCallback drawing a rich progress bar with the loss and the ETA (main process)."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from transformers import TrainerCallback
 
-    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
-        from transformers import TrainerCallback
+    class RichProgress(TrainerCallback):
+        progress: Any = None
+        task: Any = None
 
-        class Callback(TrainerCallback):
-            def __init__(self) -> None:
-                self.progress: Any = None
-                self.task: Any = None
-                self.loss = float("nan")
-
-            def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
-                if not state.is_world_process_zero:
-                    return
-                from rich.progress import (BarColumn, Progress, TextColumn, TimeElapsedColumn,
-                                           TimeRemainingColumn)
-
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            if state.is_world_process_zero:
                 self.progress = Progress(TextColumn("[bold]generator[/]"), BarColumn(),
                                          TextColumn("{task.completed}/{task.total} steps  loss {task.fields[loss]}"),
                                          TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
@@ -214,19 +208,19 @@ class _RichProgress:
                 self.task = self.progress.add_task("train", total=state.max_steps, completed=state.global_step,
                                                    loss="-")
 
-            def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any) -> None:
-                if self.progress is not None and logs and "loss" in logs:
-                    self.progress.update(self.task, loss=f"{float(logs['loss']):.4f}")
+        def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any) -> None:
+            if self.progress is not None and logs and "loss" in logs:
+                self.progress.update(self.task, loss=f"{float(logs['loss']):.4f}")
 
-            def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
-                if self.progress is not None:
-                    self.progress.update(self.task, completed=state.global_step)
+        def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            if self.progress is not None:
+                self.progress.update(self.task, completed=state.global_step)
 
-            def on_train_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
-                if self.progress is not None:
-                    self.progress.stop()
+        def on_train_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            if self.progress is not None:
+                self.progress.stop()
 
-        return Callback()
+    return RichProgress()
 
 
 def train(entries: Sequence[FAQEntry], output: Path, options: GeneratorOptions, command: str = "",
@@ -292,7 +286,7 @@ def train(entries: Sequence[FAQEntry], output: Path, options: GeneratorOptions, 
             use_cpu=not torch.cuda.is_available(), remove_unused_columns=False)
         trainer = Trainer(model=model, args=args, train_dataset=rows,
                           data_collator=DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=-100),
-                          callbacks=[_RichProgress()])
+                          callbacks=[_rich_progress()])
         start = time.perf_counter()
         resume = options.resume and any((output / "checkpoints").glob("checkpoint-*"))
         result = trainer.train(resume_from_checkpoint=True if resume else None)
@@ -348,26 +342,13 @@ def main(argv: list[str] | None = None) -> int:
 
     p = argparse.ArgumentParser(prog="python -m finetune.generator", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--data", type=Path, action="append", required=True,
-                   help="FAQ file or folder (CSV / JSON / JSONL, as for `supportbot ingest`); repeatable")
-    p.add_argument("--output", type=Path, required=True, help="directory for the fine-tuned model")
-    p.add_argument("--question-column", default="question", help="CSV column / JSON key of the question")
-    p.add_argument("--answer-column", default="answer", help="CSV column / JSON key of the answer")
-    p.add_argument("--id-column", default="id", help="CSV column / JSON key of the entry id")
-    defaults = GeneratorOptions()
-    for field in dataclasses.fields(GeneratorOptions):
-        value = getattr(defaults, field.name)
-        flag = "--" + field.name.replace("_", "-")
-        if isinstance(value, bool):
-            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=value)
-        else:
-            p.add_argument(flag, type=type(value), default=value)
+    add_faq_arguments(p)
+    add_options(p, GeneratorOptions)
     args = p.parse_args(argv)
-    options = GeneratorOptions(**{f.name: getattr(args, f.name) for f in dataclasses.fields(GeneratorOptions)})
+    options = options_from(args, GeneratorOptions)
+    mapping = faq_mapping(args)
     from finetune.embedder import load_entries
-    from knowledge.loaders import ColumnMapping
 
-    mapping = ColumnMapping(id=args.id_column, question=args.question_column, answer=args.answer_column)
     try:
         entries = load_entries(args.data, mapping)
         command = "python -m finetune.generator " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))

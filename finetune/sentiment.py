@@ -22,13 +22,13 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from bot.errors import SupportbotError
+from finetune._common import DEFAULT_DATA_DIR, add_options, options_from, stratified_split
 
 LABELS = ("negative", "neutral", "positive")
 EMOTIONS = ("anger", "joy", "optimism", "sadness")  # TweetEval emotion mapping.txt
 # Weak sentiment labels for the emotion tweets (more negative and positive examples in tweet language).
 EMOTION_SENTIMENT = {"anger": 0, "joy": 2, "optimism": 2, "sadness": 0}
 WEAK_SOURCES = {"tweeteval/emotion", "bitext/support"}  # sentiment labels inferred, not annotated
-DEFAULT_DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
 class TrainingDataError(SupportbotError):
@@ -50,22 +50,6 @@ class Splits:
 
 
 # --- data ------------------------------------------------------------------------------------------------------
-def _split(items: list[Any], dev_share: float, seed: int, key: Callable[[Any], Any]) -> tuple[list, list]:
-    """Stratified deterministic split."""
-    groups: dict[Any, list[Any]] = {}
-    for item in items:
-        groups.setdefault(key(item), []).append(item)
-    train, dev = [], []
-    rng = random.Random(seed)
-    for k in sorted(groups, key=str):
-        group = groups[k][:]
-        rng.shuffle(group)
-        n_dev = round(len(group) * dev_share)
-        dev.extend(group[:n_dev])
-        train.extend(group[n_dev:])
-    return train, dev
-
-
 def _lines(path: Path) -> list[str]:
     # split on "\n" only: the IMDB file holds U+0085 inside sentences, which str.splitlines() breaks on
     text = path.read_text(encoding="utf-8")
@@ -94,12 +78,12 @@ def shared_splits(data_dir: Path = DEFAULT_DATA_DIR, seed: int = 13) -> Splits:
             if label.strip() not in {"0", "1"}:
                 raise TrainingDataError(f"{path}:{n}: label: expected 0 or 1, got {label!r}")
             reviews.append(Example(text.strip(), 0 if label.strip() == "0" else 2, source=f"reviews/{site}"))
-    r_train, r_dev = _split(reviews, 0.2, seed, key=lambda e: (e.source, e.sentiment))
+    r_train, r_dev = stratified_split(reviews, 0.2, seed, key=lambda e: (e.source, e.sentiment))
 
     sdir = data_dir / "tweeteval" / "sentiment"
     tweets = [Example(t.strip(), int(lab), source="tweeteval/sentiment")
               for t, lab in zip(_lines(sdir / "val_text.txt"), _lines(sdir / "val_labels.txt"), strict=True)]
-    t_train, t_dev = _split(tweets, 0.4, seed, key=lambda e: e.sentiment)
+    t_train, t_dev = stratified_split(tweets, 0.4, seed, key=lambda e: e.sentiment)
 
     edir = data_dir / "tweeteval" / "emotion"
 
@@ -119,7 +103,7 @@ def shared_splits(data_dir: Path = DEFAULT_DATA_DIR, seed: int = 13) -> Splits:
     bitext_train, _ = bitext_split(data_dir / "bitext" / "customer_support_sample.csv")
     support = [Example(r["instruction"].strip(), 1, 0, source="bitext/support") for r in bitext_train
                if r["intent"] != HUMAN and r["intent"] not in BETWEEN]
-    s_train, s_dev = _split(support, 0.2, seed, key=lambda e: e.text[:0])
+    s_train, s_dev = stratified_split(support, 0.2, seed, key=lambda e: e.text[:0])
 
     return Splits(train=r_train + t_train + emotion("train", True) + s_train,
                   dev={"reviews": r_dev, "tweeteval_sentiment": t_dev, "tweeteval_emotion": emotion("val", False),
@@ -394,12 +378,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="CSV of text,label[,anger]; repeatable (default: the shared data sets)")
     p.add_argument("--dev", type=Path, action="append", help="CSV for evaluation (default with --data: none)")
     p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="the shared data directory")
-    defaults = TrainOptions()
-    for field in dataclasses.fields(TrainOptions):
-        p.add_argument("--" + field.name.replace("_", "-"), type=type(getattr(defaults, field.name)),
-                       default=getattr(defaults, field.name))
+    add_options(p, TrainOptions)
     args = p.parse_args(argv)
-    options = TrainOptions(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainOptions)})
+    options = options_from(args, TrainOptions)
     try:
         if args.data:
             examples = [e for path in args.data for e in read_csv(path)]

@@ -1,0 +1,60 @@
+"""Pieces shared by the fine-tuning scripts: the shared-data location, stratified splits, options from
+dataclasses, and the FAQ-input command-line arguments."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import random
+from pathlib import Path
+from typing import Any, Callable, TypeVar
+
+DEFAULT_DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+T = TypeVar("T")
+
+
+def stratified_split(items: list[Any], share: float, seed: int, key: Callable[[Any], Any]) -> tuple[list, list]:
+    """(rest, held out): ``share`` of each group held out, groups in sorted order, deterministic."""
+    groups: dict[Any, list[Any]] = {}
+    for item in items:
+        groups.setdefault(key(item), []).append(item)
+    rest, held = [], []
+    rng = random.Random(seed)
+    for k in sorted(groups, key=str):
+        group = groups[k][:]
+        rng.shuffle(group)
+        n = round(len(group) * share)
+        held.extend(group[:n])
+        rest.extend(group[n:])
+    return rest, held
+
+
+def add_options(parser: argparse.ArgumentParser, cls: type) -> None:
+    """One ``--flag`` per field of the options dataclass ``cls``, with its default."""
+    defaults = cls()
+    for field in dataclasses.fields(cls):
+        value = getattr(defaults, field.name)
+        flag = "--" + field.name.replace("_", "-")
+        if isinstance(value, bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=value)
+        else:
+            parser.add_argument(flag, type=type(value), default=value)
+
+
+def options_from(args: argparse.Namespace, cls: type[T]) -> T:
+    return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls)})  # type: ignore[arg-type]
+
+
+def add_faq_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", type=Path, action="append", required=True,
+                        help="FAQ file or folder (CSV / JSON / JSONL, as for `supportbot ingest`); repeatable")
+    parser.add_argument("--output", type=Path, required=True, help="directory for the fine-tuned model")
+    parser.add_argument("--question-column", default="question", help="CSV column / JSON key of the question")
+    parser.add_argument("--answer-column", default="answer", help="CSV column / JSON key of the answer")
+    parser.add_argument("--id-column", default="id", help="CSV column / JSON key of the entry id")
+
+
+def faq_mapping(args: argparse.Namespace) -> Any:
+    from knowledge.loaders import ColumnMapping
+
+    return ColumnMapping(id=args.id_column, question=args.question_column, answer=args.answer_column)
