@@ -9,9 +9,7 @@ escalations and latency. The fine-tuning scripts measure before and after with `
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import json
 import statistics
 import time
 from collections import Counter
@@ -48,35 +46,17 @@ def _case(path: Path, line: int, row: dict[str, Any]) -> EvalCase:
 
 
 def read_cases(path: str | Path) -> list[EvalCase]:
+    from bot.datafiles import csv_rows, jsonl_objects
+
     path = Path(path)
-    try:
-        raw = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise EvalDataError(f"{path}: no such file") from None
-    except UnicodeDecodeError as e:
-        raise EvalDataError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
-    cases = []
-    if path.suffix.lower() in (".jsonl", ".ndjson"):
-        for n, line in enumerate(raw.split("\n"), 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise EvalDataError(f"{path}:{n}: not valid JSON ({e.msg})") from None
-            if not isinstance(row, dict):
-                raise EvalDataError(f"{path}:{n}: expected an object with question and expected")
-            cases.append(_case(path, n, row))
-    elif path.suffix.lower() == ".csv":
-        reader = csv.DictReader(raw.splitlines())
-        fields = [f.strip().lower() for f in reader.fieldnames or []]
-        for needed in ("question", "expected"):
-            if needed not in fields:
-                raise EvalDataError(f"{path}:1: header: missing column '{needed}' (have: {', '.join(fields)})")
-        for row in reader:
-            cases.append(_case(path, reader.line_num, {k.strip().lower(): v for k, v in row.items() if k}))
+    suffix = path.suffix.lower()
+    if suffix in (".jsonl", ".ndjson"):
+        rows = jsonl_objects(path, EvalDataError, "an object with question and expected")
+    elif suffix == ".csv":
+        rows = csv_rows(path, EvalDataError, required=("question", "expected"))
     else:
         raise EvalDataError(f"{path}: expected a .csv or .jsonl file")
+    cases = [_case(path, n, row) for n, row in rows]
     if not cases:
         raise EvalDataError(f"{path}: no questions")
     return cases

@@ -9,8 +9,14 @@ import random
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
+from bot.errors import SupportbotError
+
 DEFAULT_DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 T = TypeVar("T")
+
+
+class TrainingDataError(SupportbotError):
+    """Training data that cannot be used: names the file, line and field."""
 
 
 def stratified_split(items: list[Any], share: float, seed: int, key: Callable[[Any], Any]) -> tuple[list, list]:

@@ -29,7 +29,7 @@ from typing import Any, Iterator, Sequence
 
 from bot.errors import SupportbotError
 from finetune._common import add_faq_arguments, add_options, faq_mapping, options_from
-from finetune.sentiment import TrainingDataError
+from finetune._common import TrainingDataError
 from knowledge.schema import FAQEntry
 
 EMBEDDER_FILE = "supportbot_embedder.json"

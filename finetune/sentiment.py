@@ -10,7 +10,6 @@ card. The shipped ``bot/data/sentiment`` is this command's output with the defau
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 import random
@@ -22,17 +21,13 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from bot.errors import SupportbotError
-from finetune._common import DEFAULT_DATA_DIR, add_options, options_from, stratified_split
+from finetune._common import DEFAULT_DATA_DIR, TrainingDataError, add_options, options_from, stratified_split
 
 LABELS = ("negative", "neutral", "positive")
 EMOTIONS = ("anger", "joy", "optimism", "sadness")  # TweetEval emotion mapping.txt
 # Weak sentiment labels for the emotion tweets (more negative and positive examples in tweet language).
 EMOTION_SENTIMENT = {"anger": 0, "joy": 2, "optimism": 2, "sadness": 0}
 WEAK_SOURCES = {"tweeteval/emotion", "bitext/support"}  # sentiment labels inferred, not annotated
-
-
-class TrainingDataError(SupportbotError):
-    """Training data that cannot be used: names the file, line and field."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,21 +117,10 @@ def read_csv(path: Path) -> list[Example]:
     """A CSV with a header: ``text``, ``label`` (negative/neutral/positive, or 0/1 = negative/positive, or
     0/1/2 = negative/neutral/positive) and an optional ``anger`` (0/1). Every row is checked before any
     training: the first bad one is reported as file:line: field."""
+    from bot.datafiles import csv_rows
+
     path = Path(path)
-    try:
-        raw = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise TrainingDataError(f"{path}: no such file") from None
-    except UnicodeDecodeError as e:
-        raise TrainingDataError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
-    reader = csv.DictReader(raw.splitlines())
-    fields = [f.strip().lower() for f in (reader.fieldnames or [])]
-    for needed in ("text", "label"):
-        if needed not in fields:
-            raise TrainingDataError(f"{path}:1: header: missing column '{needed}' (have: {', '.join(fields)})")
-    rows = []
-    for row in reader:
-        rows.append((reader.line_num, {k.strip().lower(): (v or "") for k, v in row.items() if k}))
+    rows = list(csv_rows(path, TrainingDataError, required=("text", "label")))
     numeric = {r["label"].strip() for _, r in rows if r["label"].strip().isdigit()}
     binary = numeric <= {"0", "1"}
     examples = []

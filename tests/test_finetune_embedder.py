@@ -12,7 +12,7 @@ import pytest
 
 from finetune.embedder import (EmbedderOptions, UniqueEntryBatches, load_entries, main, split_variants, train,
                                triplets)
-from finetune.sentiment import TrainingDataError
+from finetune._common import TrainingDataError
 from knowledge.schema import FAQEntry
 from tests.conftest import DEMO
 
