@@ -58,9 +58,19 @@ def add_faq_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--question-column", default="question", help="CSV column / JSON key of the question")
     parser.add_argument("--answer-column", default="answer", help="CSV column / JSON key of the answer")
     parser.add_argument("--id-column", default="id", help="CSV column / JSON key of the entry id")
+    parser.add_argument("--conversations", type=Path, action="append", default=[],
+                        help="past support conversations, JSONL (see finetune/conversations.py); repeatable")
 
 
 def faq_mapping(args: argparse.Namespace) -> Any:
     from knowledge.loaders import ColumnMapping
 
     return ColumnMapping(id=args.id_column, question=args.question_column, answer=args.answer_column)
+
+
+def describe_data(args: argparse.Namespace) -> str:
+    """The data a model was trained on, for its model card."""
+    note = "FAQ files: " + ", ".join(str(d) for d in args.data)
+    if args.conversations:
+        note += "; conversation logs: " + ", ".join(str(c) for c in args.conversations)
+    return note

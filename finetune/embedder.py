@@ -12,6 +12,9 @@ hold two variants of one entry, so no in-batch negative is secretly a positive.
 Evaluation: a share of each entry's variants is held out (or ``dev`` queries are given); the train variants go
 into a real knowledge base (Chroma + BM25 in a temporary directory) and every held-out variant is searched as a
 customer would: top-1 and recall@3 of the right entry, before and after.
+
+``--conversations log.jsonl`` adds the questions of past support conversations that belong to an entry (by id, or
+because the reply is its curated answer) as more variants, in customers' own words (``finetune/conversations.py``).
 """
 
 from __future__ import annotations
@@ -28,8 +31,9 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from bot.errors import SupportbotError
-from finetune._common import add_faq_arguments, add_options, faq_mapping, options_from
-from finetune._common import TrainingDataError
+from finetune._common import (TrainingDataError, add_faq_arguments, add_options, describe_data, faq_mapping,
+                              options_from)
+from finetune.conversations import Exchange, match_entries, read_conversations, with_variants
 from knowledge.schema import FAQEntry
 
 EMBEDDER_FILE = "supportbot_embedder.json"
@@ -176,7 +180,8 @@ def evaluate(model_ref: str, entries: Sequence[FAQEntry], dev: Sequence[tuple[st
 # --- training --------------------------------------------------------------------------------------------------
 def train(entries: Sequence[FAQEntry], output: Path, options: EmbedderOptions,
           dev: Sequence[tuple[str, str]] | None = None, command: str = "", data_note: str = "",
-          cache_dir: Path | None = None, evaluate_before: bool = True) -> dict[str, Any]:
+          cache_dir: Path | None = None, evaluate_before: bool = True,
+          conversations: Sequence[Exchange] = ()) -> dict[str, Any]:
     """Fine-tune, save a sentence-transformers model with its model card to ``output``; return the metrics."""
     import torch
     from datasets import Dataset
@@ -192,11 +197,23 @@ def train(entries: Sequence[FAQEntry], output: Path, options: EmbedderOptions,
     from bot.models import materialize
 
     cache_dir = cache_dir or default_cache_dir()
+    logged: dict[str, Any] | None = None
+    if conversations:  # logged questions matched to an entry are new variants, in customers' own words
+        from bot.config import load_settings
+        from knowledge.embedder import Embedder
+
+        judge = Embedder(load_settings(None).knowledge.embedding_model, cache_dir)  # the configured, not the base
+        matched = match_entries(conversations, entries, judge.embed)
+        entries = with_variants(entries, matched.variants)
+        logged = {"exchanges": len(conversations), "matched_by_id": matched.by_id,
+                  "matched_by_answer": matched.by_answer,
+                  "new_variants": sum(len(v) for v in matched.variants.values()), "unmatched": len(matched.unmatched)}
     if dev is None:
         entries, dev = split_variants(entries, options.dev_share, options.seed)
     meta: dict[str, Any] = {"base": options.base, "options": dataclasses.asdict(options), "command": command,
                             "data": data_note, "entries": len(entries),
-                            "train_variants": sum(len(e.questions) for e in entries), "dev_queries": len(dev)}
+                            "train_variants": sum(len(e.questions) for e in entries), "dev_queries": len(dev),
+                            "conversations": logged}
     if evaluate_before and dev:
         meta["before"] = evaluate(options.base, entries, dev, cache_dir)
 
@@ -264,9 +281,10 @@ def main(argv: list[str] | None = None) -> int:
     mapping = faq_mapping(args)
     try:
         entries = load_entries(args.data, mapping)
+        exchanges = read_conversations(args.conversations)
         command = "python -m finetune.embedder " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
-        meta = train(entries, args.output, options, command=command,
-                     data_note="FAQ files: " + ", ".join(str(d) for d in args.data))
+        meta = train(entries, args.output, options, command=command, conversations=exchanges,
+                     data_note=describe_data(args))
     except SupportbotError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code

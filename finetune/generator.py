@@ -12,6 +12,10 @@ into train and held-out entries; on held-out questions, before and after trainin
 answer, key facts (the numbers, amounts and times of the curated answer) found, the engine's grounding check
 pass rate, and no-answer accuracy. LoRA (default) is merged into the saved model, so the output directory is a
 plain transformers model with a model card.
+
+``--conversations log.jsonl`` adds past support conversations (``finetune/conversations.py``): questions matched to
+an entry are trained with its curated answer; the other exchanges only where the agent's reply is grounded in the
+passages retrieved for the question.
 """
 
 from __future__ import annotations
@@ -24,16 +28,26 @@ import shlex
 import sys
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Collection, Mapping, Sequence
 
 from bot.errors import SupportbotError
-from finetune._common import add_faq_arguments, add_options, faq_mapping, options_from
-from finetune.sentiment import TrainingDataError
+from finetune._common import (TrainingDataError, add_faq_arguments, add_options, describe_data, faq_mapping,
+                              options_from)
+from finetune.conversations import Exchange, match_entries, read_conversations
 from knowledge.schema import FAQEntry
 
 GENERATOR_FILE = "supportbot_generator.json"
 _FACT = re.compile(r"(?:[€$£]\s?)?\d+(?:[.,:]\d+)*(?:\s?(?:%|€|\$|£|am|pm))?", re.IGNORECASE)
 _TOKEN = re.compile(r"\w+")
+
+
+def _bf16_available() -> bool:
+    """bf16 mixed precision pays off on a GPU that supports it and on CPUs with native bf16 (1.5x here)."""
+    import torch
+
+    from bot.models import native_bf16
+
+    return torch.cuda.is_bf16_supported() if torch.cuda.is_available() else native_bf16()
 
 
 @dataclasses.dataclass
@@ -46,7 +60,7 @@ class GeneratorOptions:
     gradient_accumulation: int = 2
     learning_rate: float = 2e-4
     lora_rank: int = 16
-    max_length: int = 768
+    max_length: int = 1024  # three passages of ~150 tokens, the chat template and a long answer fit
     variants_per_entry: int = 3
     no_answer_share: float = 0.2
     eval_share: float = 0.15
@@ -54,7 +68,7 @@ class GeneratorOptions:
     seed: int = 13
     save_steps: int = 50
     resume: bool = False
-    bf16: bool = False
+    bf16: bool = dataclasses.field(default_factory=lambda: _bf16_available())  # mixed precision where native
 
 
 @dataclasses.dataclass
@@ -70,13 +84,14 @@ class GenExample:
 
 # --- examples --------------------------------------------------------------------------------------------------
 def build_examples(entries: Sequence[FAQEntry], knowledge: Any, options: GeneratorOptions, max_passages: int,
-                   rng: random.Random) -> list[GenExample]:
-    """Runtime retrieval and prompt for each question variant (up to ``variants_per_entry`` per entry)."""
+                   rng: random.Random, logged: Mapping[str, Sequence[str]] | None = None) -> list[GenExample]:
+    """Runtime retrieval and prompt for each question variant (up to ``variants_per_entry`` per entry, plus every
+    question of the conversation logs matched to the entry: ``logged``)."""
     from bot.prompting import NO_ANSWER, PromptPassage, build_messages, strip_instructions
 
     out = []
     for e in entries:
-        for question in e.questions[: options.variants_per_entry]:
+        for question in [*e.questions[: options.variants_per_entry], *(logged or {}).get(e.id, ())]:
             hits = knowledge.search(question, k=max_passages + 3)
             others = [PromptPassage(h.title, strip_instructions(h.text)) for h in hits if h.entry_id != e.id]
             no_answer = rng.random() < options.no_answer_share
@@ -89,6 +104,33 @@ def build_examples(entries: Sequence[FAQEntry], knowledge: Any, options: Generat
                 target, answer = f"{e.answer} [{position + 1}]", e.answer
             out.append(GenExample(question, build_messages(question, passages), target, e.id, answer,
                                   [p.text for p in passages], no_answer))
+    return out
+
+
+def logged_examples(exchanges: Sequence[Exchange], knowledge: Any, max_passages: int, settings: Any, embed: Any,
+                    exclude: Collection[str] = ()) -> list[GenExample]:
+    """Logged exchanges that match no FAQ entry, kept where the reply is grounded in the passages retrieved for
+    the question (the engine's check), with a citation of its best passage; none from ``exclude``d entries."""
+    from bot import grounding
+    from bot.prompting import PromptPassage, build_messages, strip_instructions
+
+    a = settings.answer
+    out = []
+    for ex in exchanges:
+        hits = knowledge.search(ex.question, k=max_passages)
+        passages = [PromptPassage(h.title, strip_instructions(h.text)) for h in hits]
+        texts = [p.text for p in passages]
+        if not hits:
+            continue
+        check = grounding.check(ex.answer, texts, a.grounding_min_overlap, a.grounding_min_similarity, embed)
+        if not check.supported:
+            continue
+        n = check.cited[0] if check.cited else grounding.best_supporting(ex.answer, texts)
+        if hits[n - 1].entry_id in exclude:
+            continue
+        target = ex.answer if check.cited else f"{ex.answer} [{n}]"
+        out.append(GenExample(ex.question, build_messages(ex.question, passages), target, hits[n - 1].entry_id,
+                              ex.answer, texts, False))
     return out
 
 
@@ -224,7 +266,8 @@ def _rich_progress() -> Any:
 
 
 def train(entries: Sequence[FAQEntry], output: Path, options: GeneratorOptions, command: str = "",
-          data_note: str = "", settings: Any = None, evaluate: bool = True) -> dict[str, Any]:
+          data_note: str = "", settings: Any = None, evaluate: bool = True,
+          conversations: Sequence[Exchange] = ()) -> dict[str, Any]:
     import tempfile
 
     import torch
@@ -247,14 +290,25 @@ def train(entries: Sequence[FAQEntry], output: Path, options: GeneratorOptions, 
         kb.add(list(entries))  # retrieval over all entries: held-out ones appear as distractors too
         train_entries, eval_entries = split_entries(entries, options.eval_share, options.seed)
         max_passages = settings.generator.max_passages
-        train_examples = build_examples(train_entries, kb, options, max_passages, rng)
-        eval_examples = build_examples(eval_entries, kb, options, max_passages, rng)[: options.max_eval]
         embed = kb.embedder.embed
+        matched = match_entries(conversations, entries, embed) if conversations else None
+        logged = matched.variants if matched else {}
+        train_examples = build_examples(train_entries, kb, options, max_passages, rng, logged)
+        eval_examples = build_examples(eval_entries, kb, options, max_passages, rng, logged)[: options.max_eval]
+        from_logs = 0
+        if matched:
+            extra = logged_examples(matched.unmatched, kb, max_passages, settings, embed,
+                                    exclude={e.id for e in eval_entries})
+            train_examples += extra
+            from_logs = {"exchanges": len(conversations), "matched_by_id": matched.by_id,
+                         "matched_by_answer": matched.by_answer,
+                         "new_variants": sum(len(v) for v in matched.variants.values()),
+                         "unmatched": len(matched.unmatched), "unmatched_grounded": len(extra)}
         base = materialize(options.base, settings.cache)
         meta: dict[str, Any] = {"base": options.base, "options": dataclasses.asdict(options), "command": command,
                                 "data": data_note, "train_entries": len(train_entries),
                                 "eval_entries": len(eval_entries), "train_examples": len(train_examples),
-                                "eval_examples": len(eval_examples)}
+                                "eval_examples": len(eval_examples), "conversations": from_logs or None}
         max_new = settings.generator.max_new_tokens
         if evaluate and eval_examples:
             meta["before"] = evaluate_generator(_runtime_generator(options.base, options, settings.cache, max_new),
@@ -283,7 +337,8 @@ def train(entries: Sequence[FAQEntry], output: Path, options: GeneratorOptions, 
             gradient_accumulation_steps=options.gradient_accumulation, learning_rate=options.learning_rate,
             warmup_steps=0.1, lr_scheduler_type="linear", logging_steps=5, save_steps=options.save_steps,
             save_total_limit=2, seed=options.seed, report_to="none", disable_tqdm=True, bf16=options.bf16,
-            use_cpu=not torch.cuda.is_available(), remove_unused_columns=False)
+            use_cpu=not torch.cuda.is_available(), remove_unused_columns=False,
+            include_num_input_tokens_seen="non_padding")
         trainer = Trainer(model=model, args=args, train_dataset=rows,
                           data_collator=DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=-100),
                           callbacks=[_rich_progress()])
@@ -292,7 +347,7 @@ def train(entries: Sequence[FAQEntry], output: Path, options: GeneratorOptions, 
         result = trainer.train(resume_from_checkpoint=True if resume else None)
         seconds = time.perf_counter() - start
         losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
-        tokens = sum(len(r["input_ids"]) for r in rows) * options.epochs
+        tokens = trainer.state.num_input_tokens_seen  # this process's, without padding
         meta.update({"train_seconds": round(seconds, 1), "steps": trainer.state.global_step,
                      "seconds_per_step": round(seconds / max(1, trainer.state.global_step), 2),
                      "train_tokens_per_s": round(tokens / seconds, 1), "resumed": bool(resume),
@@ -351,9 +406,10 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         entries = load_entries(args.data, mapping)
+        exchanges = read_conversations(args.conversations)
         command = "python -m finetune.generator " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
-        meta = train(entries, args.output, options, command=command,
-                     data_note="FAQ files: " + ", ".join(str(d) for d in args.data))
+        meta = train(entries, args.output, options, command=command, conversations=exchanges,
+                     data_note=describe_data(args))
     except SupportbotError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code

@@ -121,3 +121,15 @@ def test_whole_loop_trains_saves_evaluates_and_reindexes_a_knowledge_base(tmp_pa
 
     kb = KnowledgeBase(settings=load_settings(knowledge={"path": kb_path, "embedding_model": str(out)}))
     assert kb.search("how long do refunds take?")
+
+
+def test_logged_questions_become_training_variants(tmp_path, tiny_model):
+    from finetune.conversations import Exchange
+
+    logs = [Exchange("money back when??", "5 days.", "refunds", "log.jsonl:1"),
+            Exchange("postage price pls", "It costs 4.95.", None, "log.jsonl:2")]
+    dev = [("how long for my refund", "refunds")]
+    meta = train(ENTRIES, tmp_path / "emb", EmbedderOptions(base=str(tiny_model), batch_size=3),
+                 dev=dev, conversations=logs, evaluate_before=False)
+    assert meta["conversations"]["matched_by_id"] == 1 and meta["conversations"]["new_variants"] >= 1
+    assert meta["train_variants"] == sum(len(e.questions) for e in ENTRIES) + meta["conversations"]["new_variants"]

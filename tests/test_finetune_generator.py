@@ -154,3 +154,21 @@ def test_bad_data_stops_before_training(tmp_path, capsys):
     bad.write_text("id,question,answer\nok,How?,Like this.\nbroken,,No question here.\n")
     assert main(["--data", str(bad), "--output", str(tmp_path / "out")]) == 2
     assert "faq.csv, line 3" in capsys.readouterr().err and not (tmp_path / "out").exists()
+
+
+def test_conversation_logs_add_examples(tmp_path, tiny_llama):
+    from finetune.conversations import Exchange
+
+    entries = load_entries([DEMO / "faq.jsonl"])[:8]
+    settings = load_settings(knowledge={"path": tmp_path / "kb"}, generator={"max_new_tokens": 4})
+    options = GeneratorOptions(base=str(tiny_llama), method="full", epochs=1, batch_size=4,
+                               gradient_accumulation=1, save_steps=1000, variants_per_entry=2)
+    trained, _ = split_entries(entries, options.eval_share, options.seed)
+    logs = [Exchange("yo where's my stuff", "see above", trained[0].id, "log.jsonl:1"),
+            Exchange("when do confirmation emails arrive", "Order confirmations are sent within 15 minutes of "
+                     "checkout; check your spam folder first.", None, "log.jsonl:2")]
+    plain = train(entries, tmp_path / "a", options, settings=settings, evaluate=False)
+    meta = train(entries, tmp_path / "b", options, settings=settings, evaluate=False, conversations=logs)
+    assert meta["conversations"] == {"exchanges": 2, "matched_by_id": 1, "matched_by_answer": 0, "new_variants": 1,
+                                     "unmatched": 1, "unmatched_grounded": 1}
+    assert meta["train_examples"] == plain["train_examples"] + 2
