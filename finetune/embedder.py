@@ -4,10 +4,11 @@
     supportbot kb reindex --embedding-model models/embedder      # switch a knowledge base to it
 
 Training pairs come from the FAQ's question variants: each variant (anchor) with another variant of the same
-entry (positive) and a variant of another entry (negative: random by default; ``--hard-negatives`` takes the one
-the current model finds closest, which hurt on BANKING77, see the README).
-Loss: MultipleNegativesRankingLoss (the other positives in a batch are negatives too), with batches that never
-hold two variants of one entry, so no in-batch negative is secretly a positive.
+entry (positive); MultipleNegativesRankingLoss treats the other pairs of the batch as negatives, and the batches
+never hold two texts of one entry, so no in-batch negative is secretly a positive. (With random extra negatives,
+as in the first version, most batches of 64 on BANKING77's 77 intents held a "negative" of some anchor's own
+intent, which made retrieval worse.) ``--hard-negatives`` adds, per pair, the variant of another entry the current
+model finds closest; batches then also keep the negatives' entries apart from the anchors' ones.
 
 Evaluation: a share of each entry's variants is held out (or ``dev`` queries are given); the train variants go
 into a real knowledge base (Chroma + BM25 in a temporary directory) and every held-out variant is searched as a
@@ -46,7 +47,7 @@ class EmbedderOptions:
     batch_size: int = 64
     learning_rate: float = 2e-5  # 5e-5 lowered BANKING77 top-1 (README, "Fine-tuning")
     warmup_ratio: float = 0.1
-    hard_negatives: bool = False  # nearest other-entry variants hurt on BANKING77's confusable intents
+    hard_negatives: bool = False
     dev_share: float = 0.2
     seed: int = 13
 
@@ -82,9 +83,10 @@ def split_variants(entries: Sequence[FAQEntry], dev_share: float, seed: int
     return train, dev
 
 
-def triplets(entries: Sequence[FAQEntry], model: Any, seed: int, hard_negatives: bool
-             ) -> tuple[list[tuple[str, str, str]], list[str]]:
-    """(anchor, positive, negative) for every variant of an entry with two or more, and the anchors' entry ids."""
+def training_rows(entries: Sequence[FAQEntry], model: Any, seed: int, hard_negatives: bool
+                  ) -> tuple[list[tuple[str, ...]], list[str], list[str] | None]:
+    """(anchor, positive[, negative]) for every variant of an entry with two or more; the anchors' entry ids; and
+    the negatives' entry ids (None without hard negatives: the other rows of a batch are the negatives then)."""
     import numpy as np
 
     rng = random.Random(seed)
@@ -93,7 +95,7 @@ def triplets(entries: Sequence[FAQEntry], model: Any, seed: int, hard_negatives:
     by_entry: dict[str, list[str]] = {}
     for text, entry_id in zip(texts, owner):
         by_entry.setdefault(entry_id, []).append(text)
-    nearest_other: list[str] = []
+    nearest_other: list[int] = []
     if hard_negatives:
         vectors = model.encode(texts, batch_size=128, normalize_embeddings=True, convert_to_numpy=True)
         ids = np.array(owner)
@@ -101,24 +103,34 @@ def triplets(entries: Sequence[FAQEntry], model: Any, seed: int, hard_negatives:
             sims = vectors[start:start + 1024] @ vectors.T
             for row, i in enumerate(range(start, min(start + 1024, len(texts)))):
                 sims[row, ids == owner[i]] = -2.0
-                nearest_other.append(texts[int(np.argmax(sims[row]))])
-    out, anchors_entry = [], []
+                nearest_other.append(int(np.argmax(sims[row])))
+    rows, anchors, negatives = [], [], []
     for i, (anchor, entry_id) in enumerate(zip(texts, owner)):
         others = [t for t in by_entry[entry_id] if t != anchor]
         if not others:
             continue
-        negative = nearest_other[i] if hard_negatives else texts[rng.randrange(len(texts))]
-        out.append((anchor, rng.choice(others), negative))
-        anchors_entry.append(entry_id)
-    return out, anchors_entry
+        if hard_negatives:
+            rows.append((anchor, rng.choice(others), texts[nearest_other[i]]))
+            negatives.append(owner[nearest_other[i]])
+        else:
+            rows.append((anchor, rng.choice(others)))
+        anchors.append(entry_id)
+    return rows, anchors, negatives if hard_negatives else None
 
 
-class UniqueEntryBatches:
-    """Batches in which no entry appears twice (shuffled per epoch, deterministic)."""
+class EntryBatches:
+    """Batches in which every text belongs to a different entry, so that no in-batch negative is secretly a
+    positive: anchors (and their positives) of distinct entries, and with hard negatives, negatives of yet other
+    entries. Batches are always full (at most one per entry, or half the entries with negatives): rows are drawn
+    in a shuffled order, and the end of an epoch, where only a few large entries are left, borrows rows from a
+    fresh shuffle instead of shrinking to batches of two or three. Deterministic per seed and epoch."""
 
-    def __init__(self, entry_ids: Sequence[str], batch_size: int, seed: int, drop_last: bool = False) -> None:
-        self.entry_ids = list(entry_ids)
-        self.batch_size = batch_size
+    def __init__(self, anchor_entries: Sequence[str], batch_size: int, seed: int, drop_last: bool = False,
+                 negative_entries: Sequence[str] | None = None) -> None:
+        self.anchors = list(anchor_entries)
+        self.negatives = list(negative_entries) if negative_entries is not None else None
+        distinct = len(set(self.anchors) | set(self.negatives or ()))
+        self.batch_size = max(1, min(batch_size, distinct // 2 if self.negatives is not None else distinct))
         self.seed = seed
         self.drop_last = drop_last
         self.epoch = 0
@@ -126,33 +138,50 @@ class UniqueEntryBatches:
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
+    def _fits(self, i: int, used: set[str]) -> bool:
+        if self.anchors[i] in used:
+            return False
+        return self.negatives is None or (self.negatives[i] not in used and self.negatives[i] != self.anchors[i])
+
     def __iter__(self) -> Iterator[list[int]]:
         rng = random.Random(self.seed + self.epoch)
         self.epoch += 1
-        order = list(range(len(self.entry_ids)))
-        rng.shuffle(order)
-        pending = order
-        while pending:
-            batch, seen, rest = [], set(), []
-            for i in pending:
-                if len(batch) < self.batch_size and self.entry_ids[i] not in seen:
-                    batch.append(i)
-                    seen.add(self.entry_ids[i])
-                else:
-                    rest.append(i)
-            pending = rest
-            if len(batch) == self.batch_size or (batch and not self.drop_last):
-                yield batch
+
+        def shuffled() -> list[int]:
+            order = list(range(len(self.anchors)))
+            rng.shuffle(order)
+            return order
+
+        pending = shuffled()
+        for _ in range(len(self)):
+            batch: list[int] = []
+            used: set[str] = set()
+            for attempt in range(2):  # the epoch's tail: borrow rows from a fresh shuffle once
+                rest = []
+                for i in pending:
+                    if len(batch) < self.batch_size and self._fits(i, used):
+                        batch.append(i)
+                        used.add(self.anchors[i])
+                        if self.negatives is not None:
+                            used.add(self.negatives[i])
+                    else:
+                        rest.append(i)
+                pending = rest
+                if len(batch) == self.batch_size:
+                    break
+                if attempt == 0:
+                    pending += [i for i in shuffled() if i not in batch]
+            yield batch
 
     def __len__(self) -> int:
-        n = len(self.entry_ids)
-        return n // self.batch_size if self.drop_last else (n + self.batch_size - 1) // self.batch_size
+        n = len(self.anchors)
+        return max(1, n // self.batch_size if self.drop_last else -(-n // self.batch_size))
 
 
-def _unique_entry_batches(owners: Sequence[str], dataset: Any, batch_size: int, drop_last: bool, seed: int = 0,
-                          **_: Any) -> UniqueEntryBatches:
+def _entry_batches(anchors: Sequence[str], negatives: Sequence[str] | None, dataset: Any, batch_size: int,
+                   drop_last: bool, seed: int = 0, **_: Any) -> EntryBatches:
     """The trainer's batch-sampler factory (a module-level function: the training arguments get pickled)."""
-    return UniqueEntryBatches(owners, batch_size, seed, drop_last)
+    return EntryBatches(anchors, batch_size, seed, drop_last, negatives)
 
 
 # --- evaluation ------------------------------------------------------------------------------------------------
@@ -219,11 +248,11 @@ def train(entries: Sequence[FAQEntry], output: Path, options: EmbedderOptions,
 
     torch.manual_seed(options.seed)
     model = SentenceTransformer(materialize(options.base, cache_dir), device="cpu")
-    rows, owners = triplets(entries, model, options.seed, options.hard_negatives)
+    rows, anchors, negatives = training_rows(entries, model, options.seed, options.hard_negatives)
     if not rows:
         raise TrainingDataError("no entry has two or more question variants: nothing to learn from "
                                 "(add variants, or past questions mapped to their entry)")
-    columns = ["anchor", "positive", "negative"]
+    columns = ["anchor", "positive", "negative"][: len(rows[0])]
     dataset = Dataset.from_dict({c: [r[i] for r in rows] for i, c in enumerate(columns)})
     output = Path(output)
     args = SentenceTransformerTrainingArguments(
@@ -231,7 +260,7 @@ def train(entries: Sequence[FAQEntry], output: Path, options: EmbedderOptions,
         per_device_train_batch_size=options.batch_size, learning_rate=options.learning_rate,
         warmup_steps=options.warmup_ratio, seed=options.seed,  # a float < 1 is a ratio in transformers 5 save_strategy="no", report_to="none",
         logging_steps=10, disable_tqdm=False, use_cpu=not torch.cuda.is_available(),
-        batch_sampler=functools.partial(_unique_entry_batches, owners))
+        batch_sampler=functools.partial(_entry_batches, anchors, negatives))
     trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset,
                                          loss=MultipleNegativesRankingLoss(model))
     start = time.perf_counter()
@@ -250,10 +279,10 @@ def train(entries: Sequence[FAQEntry], output: Path, options: EmbedderOptions,
 def model_card(meta: dict[str, Any]) -> str:
     lines = ["# supportbot fine-tuned embedder", "",
              f"`{meta['base']}` fine-tuned on {meta['entries']} FAQ entries ({meta['train_examples']} training "
-             "triplets: variant, another variant of the same entry, "
-             + ("the closest variant of another entry" if meta["options"]["hard_negatives"]
-                else "a random variant of another entry") +
-             ") with MultipleNegativesRankingLoss, by `finetune/embedder.py`.", "",
+             "rows: variant, another variant of the same entry"
+             + (", the closest variant of another entry" if meta["options"]["hard_negatives"] else "") +
+             ") with MultipleNegativesRankingLoss, in batches with one entry per text, by "
+             "`finetune/embedder.py`.", "",
              "Use it: `supportbot kb reindex --embedding-model <this directory>`, then set "
              "`knowledge.embedding_model` to it.", "",
              "## Data", "", meta.get("data") or "(see command)", "",
