@@ -171,6 +171,33 @@ class EscalationSettings(_Section):
     webhook_timeout_s: float = Field(5.0, gt=0.0, description="Timeout of one delivery attempt.")
 
 
+class PrivacySettings(_Section):
+    """Personal data masked in stored transcripts and in what the language model sees (bot/redaction.py)."""
+
+    redact: list[Literal["email", "card", "iban", "ssn", "ip", "phone"]] = Field(
+        default_factory=lambda: ["email", "card", "iban", "ssn", "ip", "phone"],
+        description="Kinds of personal data to mask; [] = none (retrieval always uses the original text).")
+    phone_regions: list[str] = Field(default_factory=lambda: ["US", "GB", "DE", "FR", "ES", "IT", "NL"],
+                                     description="Regions whose national phone formats are recognised "
+                                                 "(international +... numbers always are).")
+    extra_patterns: dict[str, str] = Field(default_factory=dict,
+                                           description="More kinds to mask: name = regular expression, e.g. "
+                                                       "customer_id = 'CUST-\\d{6}'.")
+    placeholder: str = Field("[{kind}]", description="Replacement; {kind} is the upper-cased kind.")
+
+    @field_validator("extra_patterns")
+    @classmethod
+    def _compiles(cls, v: dict[str, str]) -> dict[str, str]:
+        import re
+
+        for name, pattern in v.items():
+            try:
+                re.compile(pattern)
+            except re.error as e:
+                raise ValueError(f"{name}: not a valid regular expression ({e})") from None
+        return v
+
+
 class Settings(BaseSettings):
     """Effective supportbot settings. ``supportbot config`` prints them."""
 
@@ -189,6 +216,7 @@ class Settings(BaseSettings):
     sessions: SessionSettings = Field(default_factory=SessionSettings)
     sentiment: SentimentSettings = Field(default_factory=SentimentSettings)
     escalation: EscalationSettings = Field(default_factory=EscalationSettings)
+    privacy: PrivacySettings = Field(default_factory=PrivacySettings)
 
     @field_validator("cache", mode="after")
     @classmethod
