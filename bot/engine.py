@@ -10,6 +10,9 @@ if it fails, the passage sentence closest to the question, or else fallback), or
 K-th fallback in a row or the deployment prefers a human to any fallback).
 A handoff is a structured event (``Reply.escalation``) delivered to callbacks and the webhook; the session
 belongs to a human until ``resume()``.
+Personal data (``[privacy]``) is masked in what is stored (the customer's and agent's messages, feedback
+comments, the unanswered-questions log, and so handoff summaries) and in the question the LM sees; retrieval,
+sentiment and the escalation rules read the message as written.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from bot.escalation import Decision, EscalationPolicy
 from bot.generation import Generator, make_generator
 from bot.handoff import EscalationCallback, Notifier, build_event, transcript
 from bot.prompting import PromptPassage, build_messages, is_no_answer, strip_instructions
+from bot.redaction import Redactor
 from bot.sentiment import SentimentClassifier
 from bot.sessions import Session, SessionStore, Turn, make_sessions
 from bot.types import Escalation, Mode, Reply, Sentiment, Source
@@ -56,6 +60,7 @@ class Bot:
                                        if self.settings.sentiment.enabled else None)
         self.policy = EscalationPolicy(self.settings.escalation, self.knowledge.embedder, self.settings.cache)
         self.notifier = Notifier.from_settings(self.settings.escalation)
+        self.redactor = Redactor.from_settings(self.settings.privacy)
         self._log_lock = threading.Lock()
 
     @classmethod
@@ -90,8 +95,7 @@ class Bot:
         The final reply's text is authoritative: a generated answer that fails the grounding check is
         replaced (by an extractive answer or the fallback) after it streamed.
         """
-        session = self.sessions.get(session_id)
-        with session.lock:
+        with self.sessions.open(session_id) as session:
             yield from self._turn(session, message)
 
     def reset(self, session_id: str) -> None:
@@ -102,12 +106,13 @@ class Bot:
         conversation; returns that turn's index. ValueError if there is no reply yet or the rating is unknown."""
         if rating not in ("up", "down"):
             raise ValueError(f"feedback is 'up' or 'down', not {rating!r}")
-        session = self.sessions.get(session_id)
-        with session.lock:
+        with self.sessions.open(session_id) as session:
             index = next((i for i in range(len(session.turns) - 1, -1, -1) if session.turns[i].role == "bot"), None)
             if index is None:
                 raise ValueError("there is no reply to rate in this conversation yet")
-            data = {"rating": rating, "timestamp": time.time()} | ({"comment": comment} if comment else {})
+            data: dict[str, Any] = {"rating": rating, "timestamp": time.time()}
+            if comment:
+                data["comment"] = self._mask(comment)
             self.sessions.update_turn(session, index, {"feedback": data})
             return index
 
@@ -123,15 +128,13 @@ class Bot:
 
     def agent_message(self, session_id: str, text: str) -> None:
         """Record a human agent's message in the conversation (the integration shows it to the customer)."""
-        session = self.sessions.get(session_id)
-        with session.lock:
-            self.sessions.append(session, Turn(role="agent", text=text))
+        with self.sessions.open(session_id) as session:
+            self.sessions.append(session, Turn(role="agent", text=self._mask(text)))
 
     def resume(self, session_id: str) -> bool:
         """Give the conversation back to the bot after a handoff; False if it was not with a human. The
         escalation rules then count only turns from here on."""
-        session = self.sessions.get(session_id)
-        with session.lock:
+        with self.sessions.open(session_id) as session:
             if session.state != "human":
                 return False
             self.sessions.set_state(session, "bot")
@@ -163,7 +166,8 @@ class Bot:
         since = session.turns_since_resume()
         previous = session.customer_turns()
         data = {"sentiment": sentiment.model_dump(include={"label", "score", "anger"})} if sentiment else {}
-        self.sessions.append(session, Turn(role="customer", text=message, data=data))
+        masked = self._mask(message)  # what is stored and what the LM sees; the rest reads the message as written
+        self.sessions.append(session, Turn(role="customer", text=masked, data=data))
         if session.state == "human":  # the agent answers; the bot stays silent
             yield self._with_human(session, sentiment, start)
             return
@@ -171,12 +175,12 @@ class Bot:
         if decision is not None:
             yield self._handoff(session, decision, sentiment, start)
             return
-        for item in self._answer(session, message, previous, since, start):
+        for item in self._answer(session, message, masked, previous, since, start):
             if isinstance(item, Reply):
                 item.sentiment = sentiment
             yield item
 
-    def _answer(self, session: Session, message: str, previous: list[str], since: list[Turn],
+    def _answer(self, session: Session, message: str, masked: str, previous: list[str], since: list[Turn],
                 start: float) -> Iterator[str | Reply]:
         a = self.settings.answer
         hits = [h.model_copy(update={"text": strip_instructions(h.text)}) for h in self.retrieve(message, previous)]
@@ -187,13 +191,13 @@ class Bot:
         elif top is not None and top.score >= a.generate_threshold:
             used = hits[: self.settings.generator.max_passages]
             pieces: list[str] = []
-            prompt = build_messages(message, [PromptPassage(h.title, h.text) for h in used])
+            prompt = build_messages(masked, [PromptPassage(h.title, h.text) for h in used])
             for piece in self.generator.stream(prompt):
                 pieces.append(piece)
                 yield piece
             reply = self._grounded(session, message, "".join(pieces).strip(), used, start)
         if reply is None:
-            self._log_unanswered(session, message, top)
+            self._log_unanswered(session, masked, top)
             decision = self.policy.on_fallback(since, top.score if top else 0.0)
             if decision is not None:
                 yield self._handoff(session, decision, None, start)
@@ -249,7 +253,13 @@ class Bot:
         path = self.settings.answer.unanswered_log or self.settings.knowledge.path / "unanswered.jsonl"
         record = {"ts": time.time(), "session_id": session.id, "question": message,
                   "best_entry": top.entry_id if top else None, "best_score": round(top.score, 4) if top else None}
-        log.info("unanswered question: %s", message)
+        log.info("unanswered question in session %s", session.id)  # no customer text in logs
+        store_log = getattr(self.sessions, "log_unanswered", None)
+        if store_log is not None:  # the database, for `supportbot report`
+            try:
+                store_log(session.id, message, record["best_entry"], record["best_score"])
+            except Exception as e:  # noqa: BLE001 - never fail a customer's turn over the log
+                log.warning("could not store the unanswered question: %s", type(e).__name__)
         try:
             with self._log_lock:
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -258,12 +268,16 @@ class Bot:
         except OSError as e:  # never fail a customer's turn over the log
             log.warning("could not log unanswered question to %s: %s", path, e)
 
+    def _mask(self, text: str) -> str:
+        return self.redactor.redact(text).text if self.redactor is not None else text
+
     def _reply(self, session: Session, mode: Mode, text: str, confidence: float, sources: list[Source],
                start: float, escalation: Escalation | None = None, extractive: bool = False) -> Reply:
         reply = Reply(text=text, mode=mode, confidence=max(0.0, min(1.0, confidence)), sources=sources,
                       escalation=escalation, session_id=session.id, extractive=extractive,
                       latency_ms=(time.perf_counter() - start) * 1000.0)
-        data: dict[str, Any] = {"sources": [s.entry_id for s in sources]}
+        data: dict[str, Any] = {"sources": [s.entry_id for s in sources], "latency_ms": round(reply.latency_ms, 1),
+                                "confidence": round(reply.confidence, 4)}
         if escalation is not None:
             data["escalation"] = escalation.model_dump(include={"reason", "detail", "summary", "timestamp",
                                                                 "handed_off"})

@@ -1,19 +1,18 @@
-"""Conversation sessions: the turns of each conversation, in memory (default) or in SQLite.
+"""Conversation sessions: the turns of each conversation, in memory (default) or in a database
+(``bot/transcripts.py``: SQLite or PostgreSQL through SQLAlchemy).
 
-Both stores are thread-safe and hand out one ``Session`` object per id, whose lock serialises the turns of
-one conversation while different conversations run concurrently.
+Stores are thread-safe; ``open(id)`` holds the conversation's lock and gives its current state, so the turns of
+one conversation are serialised while different conversations run concurrently.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-import json
-import sqlite3
 import threading
 import time
 import uuid
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ContextManager, Iterator, Protocol
 
 
 @dataclasses.dataclass
@@ -46,6 +45,10 @@ class Session:
 class SessionStore(Protocol):
     def get(self, session_id: str | None) -> Session: ...
 
+    def open(self, session_id: str | None) -> ContextManager[Session]: ...
+
+    def exists(self, session_id: str) -> bool: ...
+
     def append(self, session: Session, turn: Turn) -> None: ...
 
     def set_state(self, session: Session, state: str) -> None: ...
@@ -67,6 +70,16 @@ class InMemorySessions:
                 self._sessions[sid] = Session(id=sid)
             return self._sessions[sid]
 
+    @contextlib.contextmanager
+    def open(self, session_id: str | None) -> Iterator[Session]:
+        session = self.get(session_id)
+        with session.lock:
+            yield session
+
+    def exists(self, session_id: str) -> bool:
+        with self._lock:
+            return session_id in self._sessions
+
     def append(self, session: Session, turn: Turn) -> None:
         session.turns.append(turn)
 
@@ -82,71 +95,14 @@ class InMemorySessions:
             self._sessions.pop(session_id, None)
 
 
-class SQLiteSessions(InMemorySessions):
-    """Turns persisted in SQLite (WAL); sessions survive restarts and are shared by processes on one host."""
-
-    _SCHEMA = """
-    CREATE TABLE IF NOT EXISTS sessions (id TEXT PRIMARY KEY, state TEXT NOT NULL DEFAULT 'bot');
-    CREATE TABLE IF NOT EXISTS turns (session_id TEXT NOT NULL, seq INTEGER NOT NULL, role TEXT NOT NULL,
-        text TEXT NOT NULL, mode TEXT, ts REAL NOT NULL, data TEXT NOT NULL DEFAULT '{}',
-        PRIMARY KEY (session_id, seq));
-    """
-
-    def __init__(self, path: Path) -> None:
-        super().__init__()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._db_lock = threading.Lock()
-        with self._db_lock:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.executescript(self._SCHEMA)
-
-    def get(self, session_id: str | None) -> Session:
-        with self._lock:
-            sid = session_id or uuid.uuid4().hex
-            if sid in self._sessions:
-                return self._sessions[sid]
-            with self._db_lock:
-                row = self._db.execute("SELECT state FROM sessions WHERE id = ?", (sid,)).fetchone()
-                if row is None:
-                    self._db.execute("INSERT INTO sessions (id) VALUES (?)", (sid,))
-                rows = self._db.execute("SELECT role, text, mode, ts, data FROM turns WHERE session_id = ? "
-                                        "ORDER BY seq", (sid,)).fetchall()
-            session = Session(id=sid, state=row[0] if row else "bot",
-                              turns=[Turn(r, t, m, ts, json.loads(d)) for r, t, m, ts, d in rows])
-            self._sessions[sid] = session
-            return session
-
-    def append(self, session: Session, turn: Turn) -> None:
-        with self._db_lock:
-            self._db.execute("INSERT INTO turns VALUES (?, ?, ?, ?, ?, ?, ?)",
-                             (session.id, len(session.turns), turn.role, turn.text, turn.mode, turn.timestamp,
-                              json.dumps(turn.data, default=str)))
-        session.turns.append(turn)
-
-    def set_state(self, session: Session, state: str) -> None:
-        with self._db_lock:
-            self._db.execute("UPDATE sessions SET state = ? WHERE id = ?", (state, session.id))
-        session.state = state
-
-    def update_turn(self, session: Session, index: int, data: dict[str, Any]) -> None:
-        merged = {**session.turns[index].data, **data}
-        with self._db_lock:
-            self._db.execute("UPDATE turns SET data = ? WHERE session_id = ? AND seq = ?",
-                             (json.dumps(merged, default=str), session.id, index))
-        session.turns[index].data = merged
-
-    def reset(self, session_id: str) -> None:
-        with self._db_lock:
-            self._db.execute("DELETE FROM turns WHERE session_id = ?", (session_id,))
-            self._db.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
-        super().reset(session_id)
-
-
 def make_sessions(settings: Any) -> SessionStore:
     s = settings.sessions
-    if s.backend == "sqlite":
-        from bot.config import default_data_dir
+    if s.backend == "memory":
+        return InMemorySessions()
+    from bot.transcripts import DatabaseSessions, database_url
 
-        return SQLiteSessions(s.path or default_data_dir() / "sessions.sqlite3")
-    return InMemorySessions()
+    if s.backend == "database":
+        return DatabaseSessions(database_url(s.url))  # type: ignore[arg-type]
+    from bot.config import default_data_dir
+
+    return DatabaseSessions(database_url(s.path or default_data_dir() / "transcripts.sqlite3"))

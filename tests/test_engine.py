@@ -28,7 +28,8 @@ from bot.condense import contextual_query, looks_like_followup
 from bot.config import load_settings
 from bot.engine import Bot
 from bot.prompting import NO_ANSWER, SYSTEM_PROMPT, PromptPassage, build_messages, citations, is_no_answer
-from bot.sessions import InMemorySessions, SQLiteSessions
+from bot.sessions import InMemorySessions
+from bot.transcripts import DatabaseSessions
 from bot.types import Reply
 from knowledge import KnowledgeBase
 from tests.conftest import DEMO
@@ -629,7 +630,7 @@ def test_sqlite_sessions_persist_across_bots_and_reset_deletes_them(demo_kb_path
                         sessions={"backend": "sqlite", "path": db})
 
     first = make()
-    assert isinstance(first.sessions, SQLiteSessions)
+    assert isinstance(first.sessions, DatabaseSessions)
     r1 = first.chat(Q_NORWAY, session_id="persist")
     r2 = first.chat(Q_REFUND, session_id="persist")
     assert db.is_file()
@@ -639,8 +640,9 @@ def test_sqlite_sessions_persist_across_bots_and_reset_deletes_them(demo_kb_path
     assert [(t.role, t.text, t.mode) for t in turns] == [
         ("customer", Q_NORWAY, None), ("bot", r1.text, "generated"),
         ("customer", Q_REFUND, None), ("bot", r2.text, "faq")]
-    assert turns[1].data == {"sources": ["international-shipping"]}
-    assert turns[3].data == {"sources": ["refund-timing"]}
+    assert turns[1].data["sources"] == ["international-shipping"] and turns[1].data["latency_ms"] > 0
+    assert turns[3].data["sources"] == ["refund-timing"] and turns[3].data["confidence"] == pytest.approx(r2.confidence,
+                                                                                                         abs=1e-4)
     # The persisted history is the context of the next turn.
     second.reset("persist")
     second.chat(Q_NORWAY, session_id="ctx")
@@ -700,6 +702,31 @@ def test_langchain_runnable(demo_kb_path, tmp_path):
         runnable.invoke({"text": "no message key"})
     with pytest.raises(ValueError):
         bot.as_langchain_runnable(output="json")
+
+
+def test_readme_embedding_and_lcel_chain(demo_kb_path, tmp_path):
+    """The two README examples ("Embedding the bot in a Python support tool", "LangChain"), as written there."""
+    from langchain_core.runnables import RunnableLambda, RunnableParallel
+
+    bot = demo_bot(demo_kb_path, tmp_path, ForbiddenGenerator(), escalation={"enabled": True})
+    tickets = []
+    bot.on_escalation(lambda e: tickets.append((e.session_id, e.reason, e.summary)))
+
+    def on_customer_message(conversation_id: str, text: str) -> str | None:
+        reply = bot.chat(text, session_id=conversation_id)
+        return reply.text or None
+
+    assert on_customer_message("c1", Q_REFUND) == FAQ_ANSWERS["refund-timing"]
+    assert on_customer_message("c1", "I want to talk to a human") == bot.settings.escalation.handoff_message
+    assert on_customer_message("c1", "hello?") is None and tickets[0][:2] == ("c1", "customer_request")
+
+    chain = RunnableParallel(reply=bot.as_langchain_runnable(output="reply"),
+                             evidence=bot.knowledge.as_langchain_retriever(k=3)) | RunnableLambda(
+        lambda x: {"answer": x["reply"].text, "mode": x["reply"].mode,
+                   "checked_against": [d.metadata["entry_id"] for d in x["evidence"]]})
+    out = chain.invoke("Can I cancel my order?")
+    assert out["mode"] == "faq" and out["checked_against"][0] == "cancel-order"
+    assert out["answer"] == FAQ_ANSWERS["cancel-order"]
 
 
 async def test_langchain_runnable_async(demo_kb_path, tmp_path):
@@ -867,3 +894,38 @@ def test_bundled_smollm2_on_an_article_only_question(demo_kb_path, tmp_path, kb)
         assert reply.text.strip() and NO_ANSWER not in reply.text
     else:
         assert reply.text == settings.answer.fallback_message and reply.sources == []
+
+
+# --------------------------------------------------------------------------------------------------------
+# personal data
+
+
+def test_personal_data_is_masked_in_storage_and_in_the_prompt_but_not_for_retrieval(demo_kb_path, tmp_path,
+                                                                                      monkeypatch):
+    gen = ScriptedGenerator(cite(1))
+    bot = demo_bot(demo_kb_path, tmp_path, gen, answer={"answer_threshold": 0.99, "generate_threshold": 0.5})
+    searched: list[str] = []
+    search = bot.knowledge.search
+    monkeypatch.setattr(bot.knowledge, "search", lambda q, *a, **kw: searched.append(q) or search(q, *a, **kw))
+    message = f"{Q_REPAIR} I'm jane.doe@mail.example, card 4111 1111 1111 1111, call +44 20 7946 0958"
+    reply = bot.chat(message, session_id="pii")
+    assert reply.mode == "generated" and searched[0] == message  # retrieval reads the message as written
+    (prompt,) = gen.calls
+    assert "jane.doe" not in user_prompt(prompt) and "4111" not in user_prompt(prompt)
+    assert "I'm [EMAIL], card [CARD], call [PHONE]" in user_prompt(prompt)
+    stored = bot.sessions.get("pii").turns
+    assert stored[0].text == f"{Q_REPAIR} I'm [EMAIL], card [CARD], call [PHONE]"
+    bot.agent_message("pii", "I found your order, jane.doe@mail.example")
+    bot.feedback("pii", "down", "call me on +44 20 7946 0958")
+    turns = bot.sessions.get("pii").turns
+    assert turns[-1].text == "I found your order, [EMAIL]"
+    assert turns[1].data["feedback"]["comment"] == "call me on [PHONE]"
+
+    bot.chat("What's the weather in Paris? my email is jane.doe@mail.example", session_id="pii")  # unanswered
+    assert read_log(tmp_path / "unanswered.jsonl")[-1]["question"] == "What's the weather in Paris? my email is [EMAIL]"
+
+
+def test_redaction_can_be_switched_off(demo_kb_path, tmp_path):
+    bot = demo_bot(demo_kb_path, tmp_path, ForbiddenGenerator(), privacy={"redact": []})
+    bot.chat(f"{Q_REFUND} jane@mail.example", session_id="plain")
+    assert bot.sessions.get("plain").turns[0].text == f"{Q_REFUND} jane@mail.example"

@@ -1,0 +1,223 @@
+"""Conversations in a database, through SQLAlchemy: SQLite (WAL) by default, PostgreSQL (or any SQLAlchemy URL)
+for several workers or machines.
+
+The database is the only source of truth: every ``open()`` / ``get()`` reads the conversation's state and turns,
+so handoff state set by one worker is seen by the next request on another. Turns are numbered per conversation
+(``seq``, unique with the conversation id); two processes appending to one conversation at the same moment cannot
+both take a number, the second one retries with the next. Within a process, a lock per conversation orders its
+turns, as for the in-memory store.
+
+Each turn keeps what analytics need in columns (role, text, mode, time, latency, confidence, sentiment,
+escalation reason, feedback rating) and the rest (sources, the escalation event, feedback comment) as JSON.
+Unanswered questions have their own table. Text is stored as the engine hands it over: with personal data
+already masked (``[privacy]``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Iterator
+
+from bot.sessions import Session, Turn
+
+SCHEMA_VERSION = 1
+
+
+def _tables(metadata: Any) -> dict[str, Any]:
+    from sqlalchemy import Column, Float, ForeignKey, Index, Integer, String, Table, Text, UniqueConstraint
+
+    conversations = Table(
+        "conversations", metadata,
+        Column("id", String(128), primary_key=True),
+        Column("state", String(16), nullable=False, default="bot"),
+        Column("created_at", Float, nullable=False),
+        Column("updated_at", Float, nullable=False),
+    )
+    turns = Table(
+        "turns", metadata,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("conversation_id", String(128), ForeignKey("conversations.id", ondelete="CASCADE"), nullable=False),
+        Column("seq", Integer, nullable=False),
+        Column("role", String(16), nullable=False),
+        Column("text", Text, nullable=False),
+        Column("mode", String(16)),
+        Column("ts", Float, nullable=False),
+        Column("latency_ms", Float),
+        Column("confidence", Float),
+        Column("sentiment", String(16)),
+        Column("escalation_reason", String(64)),
+        Column("feedback", String(8)),
+        Column("data", Text, nullable=False, default="{}"),
+        UniqueConstraint("conversation_id", "seq", name="uq_turn_seq"),
+        Index("ix_turns_ts", "ts"),
+    )
+    unanswered = Table(
+        "unanswered", metadata,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("ts", Float, nullable=False),
+        Column("conversation_id", String(128)),
+        Column("question", Text, nullable=False),
+        Column("best_entry", String(256)),
+        Column("best_score", Float),
+        Index("ix_unanswered_ts", "ts"),
+    )
+    return {"conversations": conversations, "turns": turns, "unanswered": unanswered}
+
+
+def database_url(path_or_url: str | Path) -> str:
+    """A SQLAlchemy URL; a plain path means a SQLite file."""
+    text = str(path_or_url)
+    if "://" in text:
+        return text
+    path = Path(text).expanduser()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{path}"
+
+
+class DatabaseSessions:
+    """A ``SessionStore`` on any SQLAlchemy database."""
+
+    def __init__(self, url: str) -> None:
+        from sqlalchemy import MetaData, create_engine, event
+
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        kwargs: dict[str, Any] = {"pool_pre_ping": True}
+        if self.is_sqlite:
+            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+        else:
+            kwargs.update(pool_size=10, max_overflow=20)
+        self.engine = create_engine(url, **kwargs)
+        if self.is_sqlite:
+            @event.listens_for(self.engine, "connect")
+            def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
+                cursor = dbapi_connection.cursor()
+                cursor.execute("PRAGMA journal_mode=WAL")
+                cursor.execute("PRAGMA synchronous=NORMAL")
+                cursor.execute("PRAGMA foreign_keys=ON")
+                cursor.close()
+
+        self.metadata = MetaData()
+        self.t = _tables(self.metadata)
+        self.metadata.create_all(self.engine)
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+
+    # --- SessionStore -------------------------------------------------------------------------------------------
+    def get(self, session_id: str | None) -> Session:
+        """The conversation as stored now (created if new)."""
+        sid = session_id or uuid.uuid4().hex
+        self._ensure(sid)
+        return self._load(sid, self._lock(sid))
+
+    @contextlib.contextmanager
+    def open(self, session_id: str | None) -> Iterator[Session]:
+        sid = session_id or uuid.uuid4().hex
+        lock = self._lock(sid)
+        with lock:
+            self._ensure(sid)
+            yield self._load(sid, lock)
+
+    def exists(self, session_id: str) -> bool:
+        from sqlalchemy import select
+
+        c = self.t["conversations"]
+        with self.engine.connect() as conn:
+            return conn.execute(select(c.c.id).where(c.c.id == session_id)).first() is not None
+
+    def append(self, session: Session, turn: Turn) -> None:
+        from sqlalchemy import func, select, update
+        from sqlalchemy.exc import IntegrityError
+
+        t, c = self.t["turns"], self.t["conversations"]
+        row = _columns(turn)
+        for attempt in range(5):
+            try:
+                with self.engine.begin() as conn:
+                    seq = conn.execute(select(func.coalesce(func.max(t.c.seq) + 1, 0))
+                                       .where(t.c.conversation_id == session.id)).scalar_one()
+                    conn.execute(t.insert().values(conversation_id=session.id, seq=seq, **row))
+                    conn.execute(update(c).where(c.c.id == session.id).values(updated_at=turn.timestamp))
+                break
+            except IntegrityError:  # another process took this number: take the next
+                if attempt == 4:
+                    raise
+        session.turns.append(turn)
+
+    def set_state(self, session: Session, state: str) -> None:
+        from sqlalchemy import update
+
+        c = self.t["conversations"]
+        with self.engine.begin() as conn:
+            conn.execute(update(c).where(c.c.id == session.id).values(state=state, updated_at=time.time()))
+        session.state = state
+
+    def update_turn(self, session: Session, index: int, data: dict[str, Any]) -> None:
+        from sqlalchemy import update
+
+        turn = session.turns[index]
+        turn.data = {**turn.data, **data}
+        t = self.t["turns"]
+        with self.engine.begin() as conn:
+            conn.execute(update(t).where(t.c.conversation_id == session.id, t.c.seq == index)
+                         .values(**_columns(turn)))
+
+    def reset(self, session_id: str) -> None:
+        from sqlalchemy import delete
+
+        with self.engine.begin() as conn:
+            conn.execute(delete(self.t["turns"]).where(self.t["turns"].c.conversation_id == session_id))
+            conn.execute(delete(self.t["conversations"]).where(self.t["conversations"].c.id == session_id))
+
+    def log_unanswered(self, session_id: str, question: str, best_entry: str | None, best_score: float | None
+                       ) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(self.t["unanswered"].insert().values(ts=time.time(), conversation_id=session_id,
+                                                              question=question, best_entry=best_entry,
+                                                              best_score=best_score))
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # --- internals ----------------------------------------------------------------------------------------------
+    def _lock(self, sid: str) -> threading.Lock:
+        with self._locks_guard:
+            return self._locks.setdefault(sid, threading.Lock())
+
+    def _ensure(self, sid: str) -> None:
+        from sqlalchemy.exc import IntegrityError
+
+        if self.exists(sid):
+            return
+        now = time.time()
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(self.t["conversations"].insert().values(id=sid, state="bot", created_at=now,
+                                                                     updated_at=now))
+        except IntegrityError:  # created by another process meanwhile
+            pass
+
+    def _load(self, sid: str, lock: threading.Lock) -> Session:
+        from sqlalchemy import select
+
+        t, c = self.t["turns"], self.t["conversations"]
+        with self.engine.connect() as conn:
+            state = conn.execute(select(c.c.state).where(c.c.id == sid)).scalar_one_or_none() or "bot"
+            rows = conn.execute(select(t.c.role, t.c.text, t.c.mode, t.c.ts, t.c.data)
+                                .where(t.c.conversation_id == sid).order_by(t.c.seq)).all()
+        turns = [Turn(role, text, mode, ts, json.loads(data)) for role, text, mode, ts, data in rows]
+        return Session(id=sid, turns=turns, state=state, lock=lock)
+
+
+def _columns(turn: Turn) -> dict[str, Any]:
+    d = turn.data
+    escalation = d.get("escalation") or {}
+    return {"role": turn.role, "text": turn.text, "mode": turn.mode, "ts": turn.timestamp,
+            "latency_ms": d.get("latency_ms"), "confidence": d.get("confidence"),
+            "sentiment": (d.get("sentiment") or {}).get("label"), "escalation_reason": escalation.get("reason"),
+            "feedback": (d.get("feedback") or {}).get("rating"), "data": json.dumps(d, default=str)}

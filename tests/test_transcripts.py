@@ -1,0 +1,142 @@
+"""Transcripts through SQLAlchemy (SQLite, WAL): two stores on one file behave like two worker processes (shared
+state, no lost or duplicated turns under concurrency), every turn's analytics columns are filled by the real bot,
+and `supportbot report` computes containment, modes, escalations, unanswered questions and feedback."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pytest
+
+from bot.report import build_report, parse_time
+from bot.sessions import Turn
+from bot.transcripts import DatabaseSessions, database_url
+from tests.test_engine import Q_REFUND, Q_WEATHER, ScriptedGenerator, cite, demo_bot
+
+DAY = 86400.0
+T0 = (time.time() // DAY - 1) * DAY  # yesterday 00:00 UTC: unanswered questions are logged "now", on day 2
+
+
+def test_two_workers_share_conversations_and_handoff_state(tmp_path):
+    url = database_url(tmp_path / "t.sqlite3")
+    a, b = DatabaseSessions(url), DatabaseSessions(url)
+    with a.open("c1") as s:
+        a.append(s, Turn("customer", "hello"))
+        a.set_state(s, "human")
+    assert b.exists("c1") and not b.exists("c2")
+    seen = b.get("c1")
+    assert seen.state == "human" and [t.text for t in seen.turns] == ["hello"]
+    with b.open("c1") as s:
+        b.set_state(s, "bot")
+    with a.open("c1") as s:  # a reads the database, not a cache
+        assert s.state == "bot"
+
+    def write(store: DatabaseSessions, who: str) -> None:
+        for i in range(15):
+            with store.open("busy") as s:
+                store.append(s, Turn("customer", f"{who}{i}"))
+
+    threads = [threading.Thread(target=write, args=(store, name)) for store, name in ((a, "a"), (b, "b"), (a, "c"))]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    texts = [t.text for t in a.get("busy").turns]
+    assert len(texts) == 45 and len(set(texts)) == 45  # nothing lost or duplicated across the two "processes"
+    a.reset("busy")
+    assert b.get("busy").turns == []
+
+
+def test_the_bot_stores_every_turn_with_its_analytics_columns(demo_kb_path, tmp_path):
+    from sqlalchemy import select
+
+    db = tmp_path / "t.sqlite3"
+    bot = demo_bot(demo_kb_path, tmp_path, ScriptedGenerator(cite(1)), sessions={"backend": "sqlite", "path": db},
+                   escalation={"enabled": True})
+    bot.chat(Q_REFUND, "s")
+    bot.feedback("s", "up")
+    bot.chat(Q_WEATHER, "s")
+    bot.chat("I want to talk to a human", "s")
+    store = bot.sessions
+    assert isinstance(store, DatabaseSessions)
+    t = store.t["turns"]
+    with store.engine.connect() as conn:
+        rows = conn.execute(select(t.c.seq, t.c.role, t.c.mode, t.c.latency_ms, t.c.confidence, t.c.sentiment,
+                                   t.c.escalation_reason, t.c.feedback).order_by(t.c.seq)).all()
+        unanswered = conn.execute(select(store.t["unanswered"].c.question)).scalars().all()
+    assert [(r.seq, r.role, r.mode) for r in rows] == [(0, "customer", None), (1, "bot", "faq"),
+                                                        (2, "customer", None), (3, "bot", "fallback"),
+                                                        (4, "customer", None), (5, "bot", "handoff")]
+    assert rows[0].sentiment in ("neutral", "negative", "positive") and rows[1].latency_ms > 0
+    assert rows[1].confidence > 0.8 and rows[1].feedback == "up" and rows[5].escalation_reason == "customer_request"
+    assert unanswered == [Q_WEATHER]
+
+
+def _conversation(store: DatabaseSessions, sid: str, ts: float, modes: list[str], reason: str | None = None,
+                  rating: str | None = None) -> None:
+    with store.open(sid) as s:
+        for i, mode in enumerate(modes):
+            store.append(s, Turn("customer", "q", timestamp=ts + i))
+            data = {"sources": []}
+            if mode == "handoff":
+                data["escalation"] = {"reason": reason}
+            store.append(s, Turn("bot", "a", mode=mode, timestamp=ts + i + 0.5, data=data))
+        if rating:
+            store.update_turn(s, len(s.turns) - 1, {"feedback": {"rating": rating}})
+
+
+@pytest.fixture()
+def history(tmp_path) -> DatabaseSessions:
+    store = DatabaseSessions(database_url(tmp_path / "t.sqlite3"))
+    _conversation(store, "d1-a", T0 + 100, ["faq", "generated"], rating="up")
+    _conversation(store, "d1-b", T0 + 200, ["fallback", "handoff"], reason="repeated_failure", rating="down")
+    _conversation(store, "d2-a", T0 + DAY + 100, ["faq"], rating="up")
+    _conversation(store, "d2-b", T0 + DAY + 200, ["handoff"], reason="customer_request")
+    _conversation(store, "old", T0 - 10 * DAY, ["faq"])  # outside the period
+    for q in ["Do you sell gift cards?", "do you sell gift cards", "Is there a store in Oslo?"]:
+        store.log_unanswered("d1-b", q, None, None)
+    return store
+
+
+def test_report_counts_containment_modes_escalations_unanswered_and_feedback(history):
+    report = build_report(history, T0, T0 + 2 * DAY)
+    assert report.conversations == 4 and report.handed_off == 2 and report.containment_rate == 0.5
+    assert report.replies_by_mode == {"faq": 2, "handoff": 2, "generated": 1, "fallback": 1}
+    assert report.escalations_by_reason == {"repeated_failure": 1, "customer_request": 1}
+    assert report.top_unanswered[0] == ("do you sell gift cards", 2)
+    assert (report.feedback_up, report.feedback_down, report.feedback_ratio) == (2, 1, pytest.approx(0.6667, 1e-3))
+    assert [(d.conversations, d.containment_rate) for d in report.days] == [(2, 0.5), (2, 0.5)]
+    assert report.days[0].date == time.strftime("%Y-%m-%d", time.gmtime(T0))
+
+
+def test_report_command_prints_json_and_draws_a_png(history, tmp_path, monkeypatch, capsys):
+    from bot.cli import main
+
+    monkeypatch.setenv("SUPPORTBOT_SESSIONS__BACKEND", "database")
+    monkeypatch.setenv("SUPPORTBOT_SESSIONS__URL", history.url)
+    png = tmp_path / "trend.png"
+    since, until = (time.strftime("%Y-%m-%d", time.gmtime(t)) for t in (T0, T0 + 2 * DAY))
+    assert main(["report", "--since", since, "--until", until, "--json", "--png", str(png)]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["conversations"] == 4 and data["containment_rate"] == 0.5
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main(["report", "--since", since, "--until", until]) == 0
+    shown = capsys.readouterr().out
+    assert "50.0%" in shown and "do you sell gift cards" in shown
+    assert main(["report", "--since", "last tuesday"]) == 2
+    assert "neither a duration" in capsys.readouterr().err
+
+
+def test_report_needs_stored_conversations(monkeypatch, capsys):
+    from bot.cli import main
+
+    monkeypatch.setenv("SUPPORTBOT_SESSIONS__BACKEND", "memory")
+    assert main(["report"]) == 2 and "backend" in capsys.readouterr().err
+
+
+def test_periods():
+    assert parse_time("7d", 1000 * DAY) == 993 * DAY
+    assert parse_time("2025-11-24", 0) == 1_763_942_400.0  # 00:00 UTC
+    assert parse_time("2025-11-24T01:00:00+01:00", 0) == 1_763_942_400.0
