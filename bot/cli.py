@@ -11,6 +11,7 @@ from typing import Any, Optional
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from bot.errors import SupportbotError
 
@@ -329,6 +330,64 @@ def ask(question: str, session_id: Optional[str] = typer.Option(None, "--session
     if reply.escalation:
         meta += f" escalation: {reply.escalation.reason} ({reply.escalation.detail})"
     err.print(meta, markup=False, highlight=False)
+
+
+@app.command()
+def report(since: str = typer.Option("7d", help="Start: a duration ago (24h, 7d, 2w) or an ISO date."),
+           until: Optional[str] = typer.Option(None, help="End (default: now); same forms."),
+           top: int = typer.Option(10, help="How many unanswered questions to list."),
+           as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+           png: Optional[Path] = typer.Option(None, "--png", help="Also draw the daily trends to this PNG.")) -> None:
+    """Conversations, containment rate, replies by mode, escalations, unanswered questions, feedback."""
+    import time as _time
+
+    from bot.report import ReportError, build_report, draw, parse_time
+    from bot.sessions import make_sessions
+
+    settings = _settings()
+    if settings.sessions.backend == "memory":
+        raise ReportError("the report reads stored conversations: set [sessions] backend = \"sqlite\" "
+                          "(or \"database\" with a url) for the bot and server")
+    now = _time.time()
+    result = build_report(make_sessions(settings), parse_time(since, now),
+                          parse_time(until, now) if until else now, top)
+    if png is not None:
+        draw(result, png)
+    if as_json:
+        print(result.model_dump_json(indent=2))
+        return
+    table = Table(title="supportbot report", show_header=False)
+    rate = f"{result.containment_rate:.1%}" if result.containment_rate is not None else "-"
+    ratio = f"{result.feedback_ratio:.0%} up ({result.feedback_up} up, {result.feedback_down} down)" \
+        if result.feedback_ratio is not None else "no ratings"
+    for name, value in [("conversations", str(result.conversations)),
+                        ("handed to a human", str(result.handed_off)), ("automation (containment) rate", rate),
+                        ("replies by mode", ", ".join(f"{k} {v}" for k, v in result.replies_by_mode.items()) or "-"),
+                        ("escalations by reason",
+                         ", ".join(f"{k} {v}" for k, v in result.escalations_by_reason.items()) or "-"),
+                        ("feedback", ratio)]:
+        table.add_row(name, value)
+    out.print(table)
+    if result.top_unanswered:
+        unanswered = Table(title="top unanswered questions")
+        unanswered.add_column("times", justify="right")
+        unanswered.add_column("question")
+        for question, count in result.top_unanswered:
+            unanswered.add_row(str(count), Text(question))  # customer text: never markup
+        out.print(unanswered)
+    if png is not None:
+        err.print(f"wrote {png}", markup=False)
+
+
+@app.command()
+def serve(host: Optional[str] = typer.Option(None, help="Interface (default: [server] host, 127.0.0.1)."),
+          port: Optional[int] = typer.Option(None, help="Port (default: [server] port, 8000)."),
+          workers: Optional[int] = typer.Option(None, help="Worker processes (default: [server] workers).")) -> None:
+    """Serve the HTTP API (docs at /docs, OpenAPI at /openapi.json); needs API keys."""
+    _quiet_libraries()
+    from bot.server import serve as run_server
+
+    run_server(_settings(), host, port, workers)
 
 
 @app.command()

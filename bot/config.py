@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 from bot.errors import ConfigError
@@ -22,7 +22,7 @@ ENV_PREFIX = "SUPPORTBOT_"
 CONFIG_ENV = "SUPPORTBOT_CONFIG"
 DEFAULT_CONFIG_NAME = "supportbot.toml"
 # Environment variables with the prefix that are not settings keys.
-_NON_SETTING_ENV = {"SUPPORTBOT_CONFIG", "SUPPORTBOT_API_KEYS"}
+_NON_SETTING_ENV = {"SUPPORTBOT_CONFIG", "SUPPORTBOT_API_KEYS", "SUPPORTBOT_ADMIN_KEYS", "SUPPORTBOT_SETTINGS_JSON"}
 
 
 def default_data_dir() -> Path:
@@ -103,9 +103,19 @@ class AnswerSettings(_Section):
 
 
 class SessionSettings(_Section):
-    backend: Literal["memory", "sqlite"] = Field("memory", description="Where conversation history lives.")
+    backend: Literal["memory", "sqlite", "database"] = Field(
+        "memory", description="Where conversations live: memory (lost on exit), sqlite (a file, WAL), or database "
+                              "(url: e.g. postgresql+psycopg://user:pass@host/supportbot, for several workers or "
+                              "machines).")
     path: Path | None = Field(None, description="SQLite file for backend='sqlite' "
-                                                "(default: sessions.sqlite3 in the data directory).")
+                                                "(default: transcripts.sqlite3 in the data directory).")
+    url: str | None = Field(None, description="SQLAlchemy database URL for backend='database'.")
+
+    @model_validator(mode="after")
+    def _url_for_database(self) -> "SessionSettings":
+        if self.backend == "database" and not self.url:
+            raise ValueError("backend 'database' needs url (e.g. postgresql+psycopg://user:pass@host/supportbot)")
+        return self
     history_turns: int = Field(6, ge=0, le=100, description="Previous turns kept in context.")
 
 
@@ -198,6 +208,26 @@ class PrivacySettings(_Section):
         return v
 
 
+class ServerSettings(_Section):
+    """``supportbot serve``: the HTTP API (bot/server.py)."""
+
+    host: str = Field("127.0.0.1", description="Interface to listen on (0.0.0.0 for all).")
+    port: int = Field(8000, ge=1, le=65535)
+    workers: int = Field(1, ge=1, le=64, description="uvicorn worker processes (share sessions through "
+                                                     "sessions.backend = 'sqlite' or a database URL).")
+    api_keys: list[str] = Field(default_factory=list, description="Bearer keys for the chat and session "
+                                "endpoints; more in $SUPPORTBOT_API_KEYS (comma-separated).")
+    admin_keys: list[str] = Field(default_factory=list, description="Bearer keys that may also change the "
+                                  "knowledge base; more in $SUPPORTBOT_ADMIN_KEYS.")
+    cors_origins: list[str] = Field(default_factory=list, description="Origins allowed to call the API from a "
+                                    "browser (e.g. the site of a chat widget); none by default.")
+    max_body_bytes: int = Field(64 * 1024, ge=1024, description="Largest JSON request body.")
+    max_upload_bytes: int = Field(20 * 1024 * 1024, ge=1024, description="Largest knowledge-base upload.")
+    max_message_chars: int = Field(4000, ge=1, description="Longest customer or agent message.")
+    rate_limit_per_minute: int = Field(120, ge=0, description="Requests per minute per API key (0 = no limit); "
+                                       "over it: 429 with Retry-After.")
+
+
 class Settings(BaseSettings):
     """Effective supportbot settings. ``supportbot config`` prints them."""
 
@@ -217,6 +247,7 @@ class Settings(BaseSettings):
     sentiment: SentimentSettings = Field(default_factory=SentimentSettings)
     escalation: EscalationSettings = Field(default_factory=EscalationSettings)
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
 
     @field_validator("cache", mode="after")
     @classmethod
