@@ -6,8 +6,10 @@
 
 Each training example is what the bot would see at run time: the question, the passages the knowledge base
 retrieves for it (``knowledge.search`` + ``strip_instructions`` + ``build_messages``, as in ``bot.engine``),
-with the gold entry among them, and as target the curated answer citing it (``... [2]``). A share of the
-examples (``--no-answer-share``) has the gold passage removed and ``NO_ANSWER`` as target. Entries are split
+with the gold entry among them, and as target the curated answer citing it at the end of its first sentence
+(``Refunds take 5 days [2]. ...``: early enough to survive ``max_new_tokens``). A share of the examples
+(``--no-answer-share``) has the gold passage and any passage close to its answer removed, and ``NO_ANSWER`` as
+target. Entries are split
 into train and held-out entries; on held-out questions, before and after training: ROUGE-L against the curated
 answer, key facts (the numbers, amounts and times of the curated answer) found, the engine's grounding check
 pass rate, and no-answer accuracy. LoRA (default) is merged into the saved model, so the output directory is a
@@ -83,25 +85,48 @@ class GenExample:
 
 
 # --- examples --------------------------------------------------------------------------------------------------
+NO_ANSWER_MAX_SIMILARITY = 0.6  # a passage this close to the gold answer may answer the question too
+_FIRST_SENTENCE_END = re.compile(r"[.!?](?=\s|$)")
+
+
+def cite(answer: str, n: int) -> str:
+    """The answer citing passage ``n`` at the end of its first sentence ("Refunds take 5 days [2]. ..."): early,
+    so that an answer cut by ``max_new_tokens`` still carries its citation."""
+    m = _FIRST_SENTENCE_END.search(answer)
+    if m is None or m.end() >= len(answer.rstrip()):
+        return f"{answer.rstrip()} [{n}]" if m is None else f"{answer.rstrip()[:-1]} [{n}]{answer.rstrip()[-1]}"
+    return f"{answer[:m.start()]} [{n}]{answer[m.start():]}"
+
+
 def build_examples(entries: Sequence[FAQEntry], knowledge: Any, options: GeneratorOptions, max_passages: int,
                    rng: random.Random, logged: Mapping[str, Sequence[str]] | None = None) -> list[GenExample]:
     """Runtime retrieval and prompt for each question variant (up to ``variants_per_entry`` per entry, plus every
-    question of the conversation logs matched to the entry: ``logged``)."""
+    question of the conversation logs matched to the entry: ``logged``).
+
+    A no-answer example drops the gold entry and every retrieved passage close in meaning to its answer
+    (similarity >= ``NO_ANSWER_MAX_SIMILARITY``): a near-duplicate entry would answer the question, and
+    teaching ``NO_ANSWER`` there would teach the model to refuse answerable questions."""
+    import numpy as np
+
     from bot.prompting import NO_ANSWER, PromptPassage, build_messages, strip_instructions
 
     out = []
     for e in entries:
         for question in [*e.questions[: options.variants_per_entry], *(logged or {}).get(e.id, ())]:
-            hits = knowledge.search(question, k=max_passages + 3)
-            others = [PromptPassage(h.title, strip_instructions(h.text)) for h in hits if h.entry_id != e.id]
             no_answer = rng.random() < options.no_answer_share
+            hits = knowledge.search(question, k=max_passages + (10 if no_answer else 3))
+            others = [PromptPassage(h.title, strip_instructions(h.text)) for h in hits if h.entry_id != e.id]
             if no_answer:
+                if others:
+                    vectors = knowledge.embedder.embed([e.answer, *(p.text for p in others)])
+                    close = np.asarray(vectors[1:]) @ np.asarray(vectors[0])
+                    others = [p for p, sim in zip(others, close) if sim < NO_ANSWER_MAX_SIMILARITY]
                 passages, target, answer = others[:max_passages], NO_ANSWER, ""
             else:
                 passages = others[: max_passages - 1]
                 position = rng.randint(0, len(passages))
                 passages.insert(position, PromptPassage(e.questions[0], strip_instructions(e.answer)))
-                target, answer = f"{e.answer} [{position + 1}]", e.answer
+                target, answer = cite(e.answer, position + 1), e.answer
             out.append(GenExample(question, build_messages(question, passages), target, e.id, answer,
                                   [p.text for p in passages], no_answer))
     return out

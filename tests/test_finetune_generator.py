@@ -12,8 +12,9 @@ import pytest
 
 from bot import Bot, load_settings
 from bot.prompting import NO_ANSWER, SYSTEM_PROMPT
-from finetune.generator import (GeneratorOptions, build_examples, encode, key_facts, main, rouge_l,
-                                split_entries, train)
+from bot.prompting import citations
+from finetune.generator import (NO_ANSWER_MAX_SIMILARITY, GeneratorOptions, build_examples, cite, encode, key_facts,
+                                main, rouge_l, split_entries, train)
 from finetune.embedder import load_entries
 from tests.conftest import DEMO
 
@@ -79,10 +80,22 @@ def test_examples_use_the_runtime_prompt_and_retrieval(demo_kb):
         entry = next(e for e in entries if e.id == ex.entry_id)
         if ex.no_answer:
             assert ex.target == NO_ANSWER and entry.answer not in ex.passages
+            if ex.passages:  # and no near-duplicate of the answer either
+                vectors = demo_kb.embedder.embed([entry.answer, *ex.passages])
+                assert max(vectors[1:] @ vectors[0]) < NO_ANSWER_MAX_SIMILARITY
         else:
-            n = int(ex.target.rsplit("[", 1)[1].rstrip("]"))
-            assert ex.target.startswith(entry.answer) and ex.passages[n - 1] == entry.answer
+            (n,) = citations(ex.target)
+            assert ex.target.replace(f" [{n}]", "", 1) == entry.answer and ex.passages[n - 1] == entry.answer
             assert f"[{n}] {entry.questions[0]}" in ex.messages[1]["content"]
+            first_sentence = entry.answer.split(". ")[0]
+            assert ex.target.startswith(first_sentence.rstrip(".") + f" [{n}]")  # cited early: survives a cut
+
+
+def test_cite_puts_the_citation_at_the_end_of_the_first_sentence():
+    assert cite("Refunds take 5 days. Contact us.", 2) == "Refunds take 5 days [2]. Contact us."
+    assert cite("Refunds take 5 days.", 1) == "Refunds take 5 days [1]."
+    assert cite("We ship in 2.5 days! Free.", 3) == "We ship in 2.5 days [3]! Free."
+    assert cite("No full stop", 1) == "No full stop [1]"
 
 
 def test_held_out_entries_are_not_trained_on():
