@@ -13,8 +13,9 @@
 
 Every /v1 route needs ``Authorization: Bearer <key>``; knowledge writes need an admin key. Errors are JSON:
 ``{"error": {"code": "...", "message": "..."}}`` with the right status (400 malformed JSON, 401 missing or
-wrong key, 403 not an admin key, 404 unknown session or entry, 413 body too large, 422 invalid field, 429 over
-the rate limit, 503 not ready). Logs carry routes, statuses, latencies and key ids, never keys or messages.
+wrong key, 403 not an admin key, 404 unknown session or entry, 409 nothing to rate yet, 413 body too large, 422
+invalid field, 429 over the rate limit, 503 not ready). Logs carry routes, statuses, latencies and key ids, never
+keys or messages.
 """
 
 
@@ -28,7 +29,7 @@ import time
 from pathlib import Path
 from typing import Annotated, Any, Iterator, Literal
 
-from fastapi import Depends, FastAPI, File, HTTPException, Path as PathParam, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, FastAPI, File, HTTPException, Path as PathParam, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -172,7 +173,7 @@ class _TooLarge(Exception):
 
 
 _CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
-          413: "too_large", 422: "invalid", 429: "rate_limited", 503: "not_ready"}
+          409: "conflict", 413: "too_large", 422: "invalid", 429: "rate_limited", 503: "not_ready"}
 
 
 # --- the app --------------------------------------------------------------------------------------------------
@@ -194,8 +195,8 @@ def create_app(settings: Settings, bot: Any = None, warm_up: bool = True) -> Fas
         except Exception:  # noqa: BLE001 - readyz stays 503; the reason goes to the log
             log.exception("loading the models failed")
 
-    app = FastAPI(title="supportbot", version="1", description=__doc__.split("\n\n")[0] if __doc__ else "",
-                  responses=ERRORS)
+    app = FastAPI(title="supportbot", version="1", description=__doc__.split("\n\n")[0] if __doc__ else "")
+    v1 = APIRouter(responses=ERRORS)  # the authenticated routes, with the errors they can answer
     app.state.bot, app.state.ready, app.state.metrics = bot, ready, metrics
     if warm_up:
         threading.Thread(target=load_models, name="supportbot-warm-up", daemon=True).start()
@@ -276,14 +277,14 @@ def create_app(settings: Settings, bot: Any = None, warm_up: bool = True) -> Fas
         return session_id
 
     # --- conversations ----------------------------------------------------------------------------------------
-    @app.post("/v1/chat", tags=["chat"])
+    @v1.post("/v1/chat", tags=["chat"])
     def chat(body: ChatRequest, _: User) -> Reply:
         """Answer one customer message (a new conversation when ``session_id`` is omitted)."""
         reply = bot.chat(checked_message(body.message), body.session_id)
         metrics.observe_reply(reply)
         return reply
 
-    @app.post("/v1/chat/stream", tags=["chat"], response_class=EventSourceResponse)
+    @v1.post("/v1/chat/stream", tags=["chat"], response_class=EventSourceResponse)
     def chat_stream(body: ChatRequest, _: User) -> Iterator[ServerSentEvent]:
         """The answer as server-sent events: ``chunk`` events ``{"text": ...}`` as it is written, then one
         ``reply`` event with the final Reply (authoritative: a generated answer that fails the grounding check
@@ -296,7 +297,9 @@ def create_app(settings: Settings, bot: Any = None, warm_up: bool = True) -> Fas
             else:
                 yield ServerSentEvent(event="chunk", data={"text": item})
 
-    @app.get("/v1/sessions/{session_id}", tags=["sessions"])
+    NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody, "description": "Unknown conversation"}}
+
+    @v1.get("/v1/sessions/{session_id}", tags=["sessions"], responses=NOT_FOUND)
     def get_session(session_id: SessionId, _: User) -> Transcript:
         """The conversation's turns, personal data masked."""
         with bot.sessions.open(existing(session_id)) as session:
@@ -304,18 +307,19 @@ def create_app(settings: Settings, bot: Any = None, warm_up: bool = True) -> Fas
                      for t in session.turns]
             return Transcript(session_id=session.id, state=session.state, turns=turns)
 
-    @app.post("/v1/sessions/{session_id}/agent-message", tags=["sessions"])
+    @v1.post("/v1/sessions/{session_id}/agent-message", tags=["sessions"], responses=NOT_FOUND)
     def agent_message(session_id: SessionId, body: AgentMessage, _: User) -> AgentMessageResult:
         """Record a human agent's message (your tool shows it to the customer)."""
         bot.agent_message(existing(session_id), checked_message(body.text))
         return AgentMessageResult(session_id=session_id, turns=len(bot.sessions.get(session_id).turns))
 
-    @app.post("/v1/sessions/{session_id}/resume", tags=["sessions"])
+    @v1.post("/v1/sessions/{session_id}/resume", tags=["sessions"], responses=NOT_FOUND)
     def resume(session_id: SessionId, _: User) -> ResumeResult:
         """Hand the conversation back to the bot after a handoff."""
         return ResumeResult(session_id=session_id, resumed=bot.resume(existing(session_id)))
 
-    @app.post("/v1/feedback", tags=["sessions"], responses={404: {"model": ErrorBody}})
+    @v1.post("/v1/feedback", tags=["sessions"], responses={
+        **NOT_FOUND, 409: {"model": ErrorBody, "description": "No reply to rate yet"}})
     def feedback(body: FeedbackRequest, _: User) -> FeedbackResult:
         """Rate the latest reply of a conversation."""
         try:
@@ -325,13 +329,13 @@ def create_app(settings: Settings, bot: Any = None, warm_up: bool = True) -> Fas
         return FeedbackResult(session_id=body.session_id, turn=turn)
 
     # --- knowledge ------------------------------------------------------------------------------------------
-    @app.get("/v1/kb/search", tags=["knowledge"])
+    @v1.get("/v1/kb/search", tags=["knowledge"])
     def search(_: User, q: Annotated[str, Query(min_length=1, max_length=2000)],
                k: Annotated[int, Query(ge=1, le=50)] = 5) -> SearchResult:
         """What the bot would retrieve for ``q``: entries, best first, with calibrated scores."""
         return SearchResult(query=q, hits=bot.knowledge.search(q, k=k))
 
-    @app.post("/v1/kb/ingest", tags=["knowledge"],
+    @v1.post("/v1/kb/ingest", tags=["knowledge"],
               responses={403: {"model": ErrorBody}, 422: {"model": IngestReport,
                                                           "description": "Invalid records; nothing written"}})
     async def ingest(_: Admin, file: Annotated[UploadFile, File(description="CSV, JSON, JSONL, Markdown, "
@@ -350,7 +354,7 @@ def create_app(settings: Settings, bot: Any = None, warm_up: bool = True) -> Fas
             return JSONResponse(report.model_dump(mode="json"), status_code=422)  # type: ignore[return-value]
         return report
 
-    @app.delete("/v1/kb/entries/{entry_id}", tags=["knowledge"], responses={403: {"model": ErrorBody},
+    @v1.delete("/v1/kb/entries/{entry_id}", tags=["knowledge"], responses={403: {"model": ErrorBody},
                                                                             404: {"model": ErrorBody}})
     def remove(entry_id: Annotated[str, PathParam(pattern=ENTRY_ID)], _: Admin) -> RemoveResult:
         """Remove an FAQ entry or document (all its variants or passages)."""
@@ -358,6 +362,8 @@ def create_app(settings: Settings, bot: Any = None, warm_up: bool = True) -> Fas
         if not removed:
             raise HTTPException(404, f"no entry {entry_id!r}")
         return RemoveResult(entry_id=entry_id, removed=removed)
+
+    app.include_router(v1)
 
     # --- operations -----------------------------------------------------------------------------------------
     @app.get("/healthz", tags=["operations"])
