@@ -356,6 +356,7 @@ def train(entries: Sequence[FAQEntry], output: Path, options: GeneratorOptions, 
             model = get_peft_model(model, LoraConfig(r=options.lora_rank, lora_alpha=2 * options.lora_rank,
                                                      lora_dropout=0.05, target_modules="all-linear",
                                                      task_type=task))
+        meta["trainable_parameters"] = sum(p.numel() for p in model.parameters() if p.requires_grad)
         args = TrainingArguments(
             output_dir=str(output / "checkpoints"), num_train_epochs=options.epochs,
             per_device_train_batch_size=options.batch_size,

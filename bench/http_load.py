@@ -1,0 +1,128 @@
+"""HTTP API under load on 127.0.0.1: 50 concurrent clients x 20 FAQ questions each (issue: HTTP API).
+
+    .venv/bin/python bench/http_load.py [--clients 50] [--requests 20] [--workers 1]
+
+Starts `supportbot serve` as a separate process (the real bot on the demo knowledge base, SQLite transcripts,
+an API key, the default rate limit raised for the test key), waits for /readyz, then runs the clients with
+httpx (one conversation each, questions drawn from the demo FAQ's question variants). Reports errors, latency
+percentiles and throughput, then checks that every turn is in the transcript database. Writes
+bench/results/http_load.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import secrets
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import REPO, percentiles, save  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def questions() -> list[str]:
+    rows = [json.loads(line) for line in (REPO / "examples" / "acme" / "faq.jsonl").read_text().splitlines()]
+    return [q for r in rows for q in r["questions"]]
+
+
+async def client(http, url: str, key: str, n: int, pool: list[str], rng: random.Random, out: list) -> None:
+    session_id = None
+    for _ in range(n):
+        start = time.perf_counter()
+        try:
+            r = await http.post(f"{url}/v1/chat", json={"session_id": session_id, "message": rng.choice(pool)},
+                                headers={"Authorization": f"Bearer {key}"})
+            ok = r.status_code == 200
+            if ok:
+                session_id = r.json()["session_id"]
+            out.append((time.perf_counter() - start, ok, r.status_code, session_id))
+        except Exception as e:  # noqa: BLE001 - counted as an error
+            out.append((time.perf_counter() - start, False, type(e).__name__, session_id))
+
+
+async def run_clients(url: str, key: str, clients: int, requests: int) -> tuple[list, float]:
+    import httpx
+
+    pool = questions()
+    results: list = []
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(timeout=60, limits=limits) as http:
+        start = time.perf_counter()
+        await asyncio.gather(*(client(http, url, key, requests, pool, random.Random(i), results)
+                               for i in range(clients)))
+        return results, time.perf_counter() - start
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--clients", type=int, default=50)
+    ap.add_argument("--requests", type=int, default=20)
+    ap.add_argument("--workers", type=int, default=1)
+    args = ap.parse_args()
+    import httpx
+
+    key = secrets.token_urlsafe(24)
+    port = free_port()
+    with tempfile.TemporaryDirectory() as tmp:
+        db = Path(tmp) / "transcripts.sqlite3"
+        env = {**os.environ, "SUPPORTBOT_API_KEYS": key, "SUPPORTBOT_KNOWLEDGE__PATH": str(Path(tmp) / "kb"),
+               "SUPPORTBOT_SESSIONS__BACKEND": "sqlite", "SUPPORTBOT_SESSIONS__PATH": str(db),
+               "SUPPORTBOT_SERVER__RATE_LIMIT_PER_MINUTE": "0", "TOKENIZERS_PARALLELISM": "false"}
+        sb = str(Path(sys.executable).parent / "supportbot")
+        subprocess.run([sb, "ingest", str(REPO / "examples" / "acme")], env=env, check=True,
+                       stdout=subprocess.DEVNULL)
+        server = subprocess.Popen([sb, "serve", "--port", str(port), "--workers", str(args.workers)], env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 300
+            while time.monotonic() < deadline:
+                try:
+                    if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.5)
+            else:
+                raise SystemExit("server not ready after 300 s: " + server.stderr.read().decode()[-2000:]
+                                 if server.stderr else "")
+            results, seconds = asyncio.run(run_clients(url, key, args.clients, args.requests))
+        finally:
+            server.terminate()
+            server.wait(30)
+        from bot.transcripts import DatabaseSessions, database_url
+
+        store = DatabaseSessions(database_url(db))
+        sessions = {r[3] for r in results if r[1]}
+        stored = sum(len(store.get(s).turns) for s in sessions)
+        store.close()
+    ok = [r for r in results if r[1]]
+    errors = [r[2] for r in results if not r[1]]
+    result = {"clients": args.clients, "requests_per_client": args.requests, "workers": args.workers,
+              "requests": len(results), "errors": len(errors), "error_kinds": sorted({str(e) for e in errors}),
+              "seconds": round(seconds, 2), "requests_per_s": round(len(results) / seconds, 1),
+              "latency": percentiles([1000 * r[0] for r in ok]) if ok else None,
+              "turns_expected": 2 * len(ok), "turns_stored": stored, "cpu_count": os.cpu_count()}
+    lat = result["latency"] or {}
+    print(f"{len(results)} requests, {len(errors)} errors, p50 {lat.get('p50_ms')} ms, p95 {lat.get('p95_ms')} ms, "
+          f"{result['requests_per_s']} req/s; turns stored {stored}/{2 * len(ok)}")
+    print("wrote", save("http_load", result))
+
+
+if __name__ == "__main__":
+    main()
