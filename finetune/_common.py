@@ -7,7 +7,7 @@ import argparse
 import dataclasses
 import random
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Sequence, TypeVar
 
 from bot.errors import SupportbotError
 
@@ -74,3 +74,35 @@ def describe_data(args: argparse.Namespace) -> str:
     if args.conversations:
         note += "; conversation logs: " + ", ".join(str(c) for c in args.conversations)
     return note
+
+
+def run_faq_task(argv: list[str] | None, module: str, doc: str | None, options_cls: type,
+                 train: Callable[..., dict[str, Any]], shown: Sequence[str]) -> int:
+    """``main()`` of a trainer on FAQ files (and conversation logs): parse the options, load and check every
+    input before training, train, print the ``shown`` metrics; expected errors as one line, exit code 2."""
+    import json
+    import shlex
+    import sys
+
+    from bot.errors import SupportbotError
+    from finetune.conversations import read_conversations
+    from finetune.embedder import load_entries
+
+    p = argparse.ArgumentParser(prog=f"python -m {module}", description=(doc or "").split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add_faq_arguments(p)
+    add_options(p, options_cls)
+    args = p.parse_args(argv)
+    options = options_from(args, options_cls)
+    try:
+        entries = load_entries(args.data, faq_mapping(args))
+        exchanges = read_conversations(args.conversations)
+        command = f"python -m {module} " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+        meta = train(entries, args.output, options, command=command, conversations=exchanges,
+                     data_note=describe_data(args))
+    except SupportbotError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+    print(json.dumps({k: meta.get(k) for k in shown}, indent=2))
+    print(f"wrote {args.output}")
+    return 0

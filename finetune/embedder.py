@@ -24,17 +24,13 @@ import dataclasses
 import functools
 import json
 import random
-import shlex
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from bot.errors import SupportbotError
-from finetune._common import (TrainingDataError, add_faq_arguments, add_options, describe_data, faq_mapping,
-                              options_from)
-from finetune.conversations import Exchange, match_entries, read_conversations, with_variants
+from finetune._common import TrainingDataError, run_faq_task
+from finetune.conversations import Exchange, match_entries, with_variants
 from knowledge.schema import FAQEntry
 
 EMBEDDER_FILE = "supportbot_embedder.json"
@@ -299,27 +295,7 @@ def model_card(meta: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import argparse
-
-    p = argparse.ArgumentParser(prog="python -m finetune.embedder", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    add_faq_arguments(p)
-    add_options(p, EmbedderOptions)
-    args = p.parse_args(argv)
-    options = options_from(args, EmbedderOptions)
-    mapping = faq_mapping(args)
-    try:
-        entries = load_entries(args.data, mapping)
-        exchanges = read_conversations(args.conversations)
-        command = "python -m finetune.embedder " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
-        meta = train(entries, args.output, options, command=command, conversations=exchanges,
-                     data_note=describe_data(args))
-    except SupportbotError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return e.exit_code
-    print(json.dumps({k: meta.get(k) for k in ("before", "after", "train_seconds")}, indent=2))
-    print(f"wrote {args.output}")
-    return 0
+    return run_faq_task(argv, "finetune.embedder", __doc__, EmbedderOptions, train, ("before", "after", "train_seconds"))
 
 
 if __name__ == "__main__":

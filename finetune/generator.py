@@ -26,16 +26,12 @@ import dataclasses
 import json
 import random
 import re
-import shlex
-import sys
 import time
 from pathlib import Path
 from typing import Any, Collection, Mapping, Sequence
 
-from bot.errors import SupportbotError
-from finetune._common import (TrainingDataError, add_faq_arguments, add_options, describe_data, faq_mapping,
-                              options_from)
-from finetune.conversations import Exchange, match_entries, read_conversations
+from finetune._common import TrainingDataError, run_faq_task
+from finetune.conversations import Exchange, match_entries
 from knowledge.schema import FAQEntry
 
 GENERATOR_FILE = "supportbot_generator.json"
@@ -419,29 +415,7 @@ def model_card(meta: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import argparse
-
-    p = argparse.ArgumentParser(prog="python -m finetune.generator", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    add_faq_arguments(p)
-    add_options(p, GeneratorOptions)
-    args = p.parse_args(argv)
-    options = options_from(args, GeneratorOptions)
-    mapping = faq_mapping(args)
-    from finetune.embedder import load_entries
-
-    try:
-        entries = load_entries(args.data, mapping)
-        exchanges = read_conversations(args.conversations)
-        command = "python -m finetune.generator " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
-        meta = train(entries, args.output, options, command=command, conversations=exchanges,
-                     data_note=describe_data(args))
-    except SupportbotError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return e.exit_code
-    print(json.dumps({k: meta.get(k) for k in ("before", "after", "train_seconds", "seconds_per_step")}, indent=2))
-    print(f"wrote {args.output}")
-    return 0
+    return run_faq_task(argv, "finetune.generator", __doc__, GeneratorOptions, train, ("before", "after", "train_seconds", "seconds_per_step"))
 
 
 if __name__ == "__main__":
