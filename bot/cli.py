@@ -385,8 +385,13 @@ def serve(host: Optional[str] = typer.Option(None, help="Interface (default: [se
           workers: Optional[int] = typer.Option(None, help="Worker processes (default: [server] workers).")) -> None:
     """Serve the HTTP API (docs at /docs, OpenAPI at /openapi.json); needs API keys."""
     _quiet_libraries()
-    from bot.server import serve as run_server
+    try:
+        from bot.server import serve as run_server
+    except ImportError as e:
+        from bot.errors import ConfigError
 
+        raise ConfigError(f"supportbot serve needs the server extra ({e.name} is missing): "
+                          "pip install 'supportbot[server]'") from None
     run_server(_settings(), host, port, workers)
 
 
