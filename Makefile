@@ -29,7 +29,7 @@ $(RUN_STAMP): pyproject.toml constraints.txt
 	touch $@
 
 $(DEV_STAMP): $(RUN_STAMP)
-	$(PIP) install --quiet -c constraints.txt -e ".[dev,server,finetune,report]"
+	$(PIP) install --quiet -c constraints.txt -e ".[dev,server,finetune,report,postgres]"
 	touch $@
 
 demo: install

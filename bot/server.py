@@ -404,9 +404,21 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None, 
                           "print(secrets.token_urlsafe(32))'")
     workers = workers or settings.server.workers
     if workers > 1:  # each worker builds its app from the same settings, found through the environment
+        import shutil
+        import tempfile
+
         os.environ["SUPPORTBOT_SETTINGS_JSON"] = settings.model_dump_json()
-        uvicorn.run("bot.server:app_from_environment", factory=True, host=host or settings.server.host,
-                    port=port or settings.server.port, workers=workers, log_level="info", access_log=False)
+        # /metrics adds up every worker's counts (those of a worker that died and was replaced included)
+        metrics_dir = None
+        if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            metrics_dir = tempfile.mkdtemp(prefix="supportbot-metrics-")
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+        try:
+            uvicorn.run("bot.server:app_from_environment", factory=True, host=host or settings.server.host,
+                        port=port or settings.server.port, workers=workers, log_level="info", access_log=False)
+        finally:
+            if metrics_dir:
+                shutil.rmtree(metrics_dir, ignore_errors=True)
     else:  # no access log: its lines carry query strings (customer text); the app logs route templates instead
         uvicorn.run(create_app(settings), host=host or settings.server.host, port=port or settings.server.port,
                     log_level="info", access_log=False)

@@ -49,3 +49,28 @@ def shared_data(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"{path} not found: the public data sets live in ../shared/data beside the repo")
     return path
+
+
+@pytest.fixture()
+def chroma_server(tmp_path: Path):
+    """A real `chroma run` server on 127.0.0.1 (tests/services.py); yields its URL."""
+    from tests import services
+
+    try:
+        with services.chroma_server(tmp_path / "chroma-server") as url:
+            yield url
+    except services.Unavailable as e:
+        pytest.skip(str(e))
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A throwaway PostgreSQL from Debian's packages, installed and started here (tests/services.py); yields a
+    SQLAlchemy URL. Skips, saying why, where PostgreSQL cannot be installed or started."""
+    from tests import services
+
+    try:
+        with services.postgres_server() as url:
+            yield url
+    except services.Unavailable as e:
+        pytest.skip(f"no PostgreSQL: {e}")

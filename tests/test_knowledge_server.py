@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import shutil
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -15,41 +10,7 @@ import pytest
 from bot.config import load_settings
 from bot.errors import KnowledgeBaseError
 from knowledge import KnowledgeBase
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture()
-def chroma_server(tmp_path):
-    exe = shutil.which("chroma") or str(Path(sys.executable).with_name("chroma"))
-    if not Path(exe).exists():
-        pytest.skip("the chroma CLI (from the chromadb package) is not installed")
-    port = _free_port()
-    proc = subprocess.Popen([exe, "run", "--path", str(tmp_path / "server-data"), "--host", "127.0.0.1",
-                             "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(150):
-            try:
-                urllib.request.urlopen(f"{url}/api/v2/heartbeat", timeout=1)
-                break
-            except OSError:
-                if proc.poll() is not None:
-                    pytest.fail(f"chroma run exited with {proc.returncode}")
-                time.sleep(0.1)
-        else:
-            pytest.fail("chroma server did not start within 15 s")
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+from tests.services import free_port
 
 
 def _faq(path: Path) -> Path:
@@ -81,7 +42,7 @@ def test_two_clients_share_a_chroma_server(chroma_server, tmp_path):
 
 
 def test_unreachable_server_is_a_clear_error(tmp_path):
-    kb = KnowledgeBase(settings=load_settings(knowledge={"chroma_url": f"http://127.0.0.1:{_free_port()}",
+    kb = KnowledgeBase(settings=load_settings(knowledge={"chroma_url": f"http://127.0.0.1:{free_port()}",
                                                          "path": tmp_path}))
     with pytest.raises(KnowledgeBaseError, match="Chroma server"):
         kb.search("hello")

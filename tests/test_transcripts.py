@@ -1,4 +1,4 @@
-"""Transcripts through SQLAlchemy (SQLite, WAL): two stores on one file behave like two worker processes (shared
+"""Transcripts through SQLAlchemy (SQLite with WAL, and PostgreSQL): two stores on one database behave like two worker processes (shared
 state, no lost or duplicated turns under concurrency), every turn's analytics columns are filled by the real bot,
 and `supportbot report` computes containment, modes, escalations, unanswered questions and feedback."""
 
@@ -19,9 +19,16 @@ DAY = 86400.0
 T0 = (time.time() // DAY - 1) * DAY  # yesterday 00:00 UTC: unanswered questions are logged "now", on day 2
 
 
-def test_two_workers_share_conversations_and_handoff_state(tmp_path):
-    url = database_url(tmp_path / "t.sqlite3")
-    a, b = DatabaseSessions(url), DatabaseSessions(url)
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request, tmp_path):
+    """A SQLite file, and a PostgreSQL database (Debian's, started by tests/services.py; skipped if impossible)."""
+    if request.param == "sqlite":
+        return database_url(tmp_path / "t.sqlite3")
+    return request.getfixturevalue("postgres_url")
+
+
+def test_two_workers_share_conversations_and_handoff_state(database):
+    a, b = DatabaseSessions(database), DatabaseSessions(database)
     with a.open("c1") as s:
         a.append(s, Turn("customer", "hello"))
         a.set_state(s, "human")
@@ -47,6 +54,9 @@ def test_two_workers_share_conversations_and_handoff_state(tmp_path):
     assert len(texts) == 45 and len(set(texts)) == 45  # nothing lost or duplicated across the two "processes"
     a.reset("busy")
     assert b.get("busy").turns == []
+    a.reset("c1")
+    a.close()
+    b.close()
 
 
 def test_the_bot_stores_every_turn_with_its_analytics_columns(demo_kb_path, tmp_path):
