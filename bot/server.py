@@ -123,6 +123,12 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody, "description": text} for code, text in {
         400: "Malformed JSON", 401: "Missing or unknown API key", 413: "Body too large",
         422: "Invalid field", 429: "Rate limit exceeded (see Retry-After)"}.items()}
+# The same, spelled out as JSON for routes whose own response is not JSON (FastAPI would document the errors
+# with the route's media type, e.g. text/event-stream).
+JSON_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"description": r["description"],
+           "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}}
+    for code, r in ERRORS.items()}
 
 
 def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -284,7 +290,7 @@ def create_app(settings: Settings, bot: Any = None, warm_up: bool = True) -> Fas
         metrics.observe_reply(reply)
         return reply
 
-    @v1.post("/v1/chat/stream", tags=["chat"], response_class=EventSourceResponse)
+    @v1.post("/v1/chat/stream", tags=["chat"], response_class=EventSourceResponse, responses=JSON_ERRORS)
     def chat_stream(body: ChatRequest, _: User) -> Iterator[ServerSentEvent]:
         """The answer as server-sent events: ``chunk`` events ``{"text": ...}`` as it is written, then one
         ``reply`` event with the final Reply (authoritative: a generated answer that fails the grounding check
