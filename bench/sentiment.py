@@ -1,6 +1,6 @@
 """Sentiment benchmark: the shipped classifier against the VADER lexicon on held-out dev splits, and speed.
 
-    .venv/bin/python bench/sentiment.py [--model bundled:sentiment]
+    .venv/bin/python bench/sentiment.py [--model bundled:sentiment] [--dtype auto|float32|bfloat16] [--out NAME]
 
 Dev splits are those of ``finetune.sentiment.shared_splits`` (never trained on): review sentences (20%),
 TweetEval sentiment (40% of its val file), TweetEval emotion val (anger). Speed: one message at a time, as in
@@ -25,6 +25,8 @@ from bench.common import SHARED, percentiles, require, save  # noqa: E402
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default="bundled:sentiment")
+    p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16"])
+    p.add_argument("--out", default="sentiment", help="results file name in bench/results")
     args = p.parse_args()
     import torch
 
@@ -34,12 +36,12 @@ def main() -> None:
     from finetune.sentiment import evaluate, shared_splits
 
     splits = shared_splits(require(SHARED))
-    result: dict = {"model": args.model, "dev_sizes": {k: len(v) for k, v in splits.dev.items()}}
+    result: dict = {"model": args.model, "dtype": args.dtype, "dev_sizes": {k: len(v) for k, v in splits.dev.items()}}
     for name, ref in (("model", args.model), ("vader", "vader")):
-        clf = SentimentClassifier(ref).warm_up()
+        clf = SentimentClassifier(ref, dtype=args.dtype).warm_up()
         result[name] = evaluate(clf.predict, splits.dev)
 
-    clf = SentimentClassifier(args.model).warm_up()
+    clf = SentimentClassifier(args.model, dtype=args.dtype).warm_up()
     train, test = bitext_split()
     messages = [r["instruction"] for r in test][:300]
     for m in messages[:20]:
@@ -65,7 +67,7 @@ def main() -> None:
         "p_negative_ge_0.95": round(sum(p.scores["negative"] >= 0.95 for p in preds) / len(preds), 4),
         "anger_ge_0.85": round(sum(p.anger >= 0.85 for p in preds) / len(preds), 4),
     }
-    path = save("sentiment", result)
+    path = save(args.out, result)
     for name in ("model", "vader"):
         r = result[name]
         print(f"{name:6s} reviews negative recall {r['reviews']['negative_recall']:.3f}  "

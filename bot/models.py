@@ -398,3 +398,12 @@ def load_sentiment_model(ref: str, cache_dir: Path) -> tuple[Any, Any]:
         return _loading(ref, "sentiment", go)
 
     return _shared("sentiment", location, load)
+
+
+def use_bf16(dtype: str) -> bool:
+    """Whether to run a model in bfloat16: asked for, or ``auto`` on a CPU with native bf16."""
+    if dtype == "bfloat16":
+        return True
+    if dtype == "float32":
+        return False
+    return native_bf16()

@@ -17,8 +17,9 @@ import threading
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from bot.batching import MicroBatcher
 from bot.errors import ConfigError
-from bot.models import load_sentiment_model
+from bot.models import load_sentiment_model, use_bf16
 from bot.types import Sentiment
 
 LABELS = ("negative", "neutral", "positive")
@@ -69,15 +70,17 @@ class SentimentClassifier:
     """Batched sentiment prediction. The model loads once per process, on first use or ``warm_up()``."""
 
     def __init__(self, model_ref: str = "bundled:sentiment", cache_dir: Path | None = None,
-                 max_length: int = 128, batch_size: int = 32) -> None:
+                 max_length: int = 128, batch_size: int = 32, dtype: str = "auto") -> None:
         from bot.config import default_cache_dir
 
         self.model_ref = model_ref
+        self.dtype = dtype
         self.cache_dir = cache_dir or default_cache_dir()
         self.max_length = max_length
         self.batch_size = batch_size
         self._predict: Callable[[list[str]], list[Sentiment]] | None = None
         self._lock = threading.Lock()
+        self._one = MicroBatcher(self.predict, max_batch=batch_size, name="supportbot-sentiment")
 
     @classmethod
     def default(cls) -> "SentimentClassifier":
@@ -86,7 +89,7 @@ class SentimentClassifier:
 
     @classmethod
     def from_settings(cls, settings: Any) -> "SentimentClassifier":
-        return cls(settings.sentiment.model, cache_dir=settings.cache)
+        return cls(settings.sentiment.model, cache_dir=settings.cache, dtype=settings.sentiment.dtype)
 
     def warm_up(self) -> "SentimentClassifier":
         if self._predict is None:
@@ -105,13 +108,15 @@ class SentimentClassifier:
         return out
 
     def predict_one(self, text: str) -> Sentiment:
-        return self.predict([text])[0]
+        """One message; concurrent callers (the HTTP API's threads) are classified together, in one batch."""
+        return self._one(text)
 
     # --- backends ------------------------------------------------------------------------------------------
     def _transformers(self) -> Callable[[list[str]], list[Sentiment]]:
         import torch
 
         model, tokenizer = load_sentiment_model(self.model_ref, self.cache_dir)
+        bf16 = use_bf16(self.dtype)  # ~2.5x the float32 throughput here, same accuracy (bench/sentiment.py)
         config = model.config
         if self.model_ref == "bundled:sentiment":
             targets, anger_index = list(LABELS), None
@@ -122,7 +127,7 @@ class SentimentClassifier:
             with _TOKENIZER_LOCK:
                 enc = tokenizer(batch, padding=True, truncation=True, max_length=self.max_length,
                                 return_tensors="pt")
-            with torch.inference_mode():
+            with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
                 out = model(**enc)
             probs = _softmax_rows(out.logits)
             anger_logits = getattr(out, "anger_logits", None)

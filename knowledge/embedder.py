@@ -9,18 +9,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from bot.models import load_sentence_transformer
-
-
-def use_bf16(dtype: str) -> bool:
-    """Whether to compute embeddings in bfloat16: asked for, or ``auto`` on a CPU with native bf16."""
-    if dtype == "bfloat16":
-        return True
-    if dtype == "float32":
-        return False
-    from bot.models import native_bf16
-
-    return native_bf16()
+from bot.batching import MicroBatcher
+from bot.models import load_sentence_transformer, use_bf16
 
 
 class Embedder:
@@ -41,6 +31,10 @@ class Embedder:
         # policy and the grounding check all use it.
         self._recent: OrderedDict[str, np.ndarray] = OrderedDict()
         self._recent_lock = threading.Lock()
+        # Concurrent single queries (the HTTP API's threads) are embedded together, in one batch.
+        # (Each vector is copied out of its batch: a cached row must not keep the whole batch array alive.)
+        self._queries = MicroBatcher(lambda texts: [v.copy() for v in self.embed(texts)], max_batch=64,
+                                     name="supportbot-embed")
 
     def warm_up(self) -> "Embedder":
         if self._model is None:
@@ -76,7 +70,7 @@ class Embedder:
             if vector is not None:
                 self._recent.move_to_end(text)
                 return vector
-        vector = self.embed([text])[0]
+        vector = self._queries(text)
         vector.flags.writeable = False  # shared between callers
         with self._recent_lock:
             self._recent[text] = vector
