@@ -87,11 +87,13 @@ class DatabaseSessions:
 
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
-        kwargs: dict[str, Any] = {"pool_pre_ping": True}
+        # Enough pooled connections for the HTTP API's threads (40 by default): a connection made and dropped
+        # per statement costs more than the statement.
+        kwargs: dict[str, Any] = {"pool_size": 20, "max_overflow": 30}
         if self.is_sqlite:
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
-        else:
-            kwargs.update(pool_size=10, max_overflow=20)
+        else:  # a server may drop idle connections
+            kwargs["pool_pre_ping"] = True
         self.engine = create_engine(url, **kwargs)
         if self.is_sqlite:
             @event.listens_for(self.engine, "connect")
@@ -112,16 +114,14 @@ class DatabaseSessions:
     def get(self, session_id: str | None) -> Session:
         """The conversation as stored now (created if new)."""
         sid = session_id or uuid.uuid4().hex
-        self._ensure(sid)
-        return self._load(sid, self._lock(sid))
+        return self._load_or_create(sid, self._lock(sid), known=session_id is not None)
 
     @contextlib.contextmanager
     def open(self, session_id: str | None) -> Iterator[Session]:
         sid = session_id or uuid.uuid4().hex
         lock = self._lock(sid)
         with lock:
-            self._ensure(sid)
-            yield self._load(sid, lock)
+            yield self._load_or_create(sid, lock, known=session_id is not None)
 
     def exists(self, session_id: str) -> bool:
         from sqlalchemy import select
@@ -189,6 +189,14 @@ class DatabaseSessions:
         with self._locks_guard:
             return self._locks.setdefault(sid, threading.Lock())
 
+    def _load_or_create(self, sid: str, lock: threading.Lock, known: bool) -> Session:
+        """One read for a conversation that exists; a new id is created first."""
+        session = self._load(sid, lock) if known else None
+        while session is None:
+            self._ensure(sid)
+            session = self._load(sid, lock)
+        return session
+
     def _ensure(self, sid: str) -> None:
         from sqlalchemy.exc import IntegrityError
 
@@ -202,12 +210,15 @@ class DatabaseSessions:
         except IntegrityError:  # created by another process meanwhile
             pass
 
-    def _load(self, sid: str, lock: threading.Lock) -> Session:
+    def _load(self, sid: str, lock: threading.Lock) -> Session | None:
+        """The stored conversation, None if there is none."""
         from sqlalchemy import select
 
         t, c = self.t["turns"], self.t["conversations"]
         with self.engine.connect() as conn:
-            state = conn.execute(select(c.c.state).where(c.c.id == sid)).scalar_one_or_none() or "bot"
+            state = conn.execute(select(c.c.state).where(c.c.id == sid)).scalar_one_or_none()
+            if state is None:
+                return None
             rows = conn.execute(select(t.c.role, t.c.text, t.c.mode, t.c.ts, t.c.data)
                                 .where(t.c.conversation_id == sid).order_by(t.c.seq)).all()
         turns = [Turn(role, text, mode, ts, json.loads(data)) for role, text, mode, ts, data in rows]
