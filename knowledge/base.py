@@ -341,16 +341,20 @@ class KnowledgeBase:
         method = method or ks.fusion
         where = _where(filters)  # validates the filter keys whatever the method
         store = self._open(create=False)
+        index = self._lexical(store)
         dense: list[tuple[Record, float]] = []
         lexical: list[tuple[Record, float]] = []
+        # Candidates are stubs (entry id and filterable metadata, from the derived index) until they make the final
+        # top k: one fetch of k records instead of reading every candidate's text and metadata.
         if method != "bm25":
-            dense = store.query(self.embedder.embed_query(query), max(ks.candidates, k * 8), where=where)
+            found = store.query_ids(self.embedder.embed_query(query), max(ks.candidates, k * 8), where=where)
+            unknown = [rid for rid, _ in found if index.stub(rid) is None]  # added since the index was built
+            fetched = {r.id: r for r in store.get(ids=unknown)} if unknown else {}
+            dense = [(stub, sim) for rid, sim in found
+                     if (stub := index.stub(rid) or fetched.get(rid)) is not None]
         if method != "dense":
-            index = self._lexical(store)
             by_id = {r.id: r for r, _ in dense}
-            # Records that only BM25 found are stubs until they make the final top k (one fetch, if any).
-            lexical = [(by_id.get(index.ids[i]) or Record(index.ids[i], index.entry_ids[i], "",
-                                                          {**index.filters[i], "stub": True}), s)
+            lexical = [(by_id.get(index.ids[i]) or index.stub(index.ids[i]), s)  # type: ignore[misc]
                        for i, s in index.search(query, ks.candidates, filters)]
         ranked = fuse(dense, lexical, method, ks.dense_weight, support=ks.variant_support)[:k]  # type: ignore[arg-type]
         stubs = [c.record.id for c, _ in ranked if c.record.metadata.get("stub")]

