@@ -3,7 +3,8 @@
 Under concurrent load (the HTTP API's worker threads), each customer message needs one embedding and one
 sentiment prediction. Run one by one, every call pays the model's fixed per-call cost and the threads fight over
 the CPU cores; batched, 32 short texts cost little more than one. ``MicroBatcher`` does continuous batching with
-no added delay: a lone call runs at once, and whatever arrives while a batch runs forms the next batch.
+no added delay: a lone call runs at once, in the caller's thread, and whatever arrives while a call or a batch
+runs forms the next batch, on the batching thread.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ R = TypeVar("R")
 
 
 class MicroBatcher(Generic[T, R]):
-    """``batcher(item)`` returns ``fn([item, ...])[i]``, computed in a batch with the other callers' items.
+    """``batcher(item)`` returns ``fn([item, ...])[i]``, computed in a batch with the other callers' items
+    (or alone, in the caller's thread, when no other call is in flight).
 
-    ``fn`` runs on one daemon thread (started on first use, ended after ``idle_seconds`` without work), over at
-    most ``max_batch`` items; an exception from ``fn`` is raised in every caller of that batch.
+    Batches run on one daemon thread (started when calls first overlap, ended after ``idle_seconds`` without
+    work), of at most ``max_batch`` items; an exception from ``fn`` is raised in every caller of that batch.
     """
 
     def __init__(self, fn: Callable[[list[T]], Sequence[R]], max_batch: int = 64, name: str = "batcher",
@@ -33,15 +35,25 @@ class MicroBatcher(Generic[T, R]):
         self._queue: queue.SimpleQueue[tuple[T, Future[R]]] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
+        self._in_flight = 0
 
     def __call__(self, item: T) -> R:
-        future: Future[R] = Future()
-        self._queue.put((item, future))
-        with self._start_lock:  # after the put: a thread that is about to end has either seen the item or not
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
-                self._thread.start()
-        return future.result()
+        with self._start_lock:
+            alone = self._in_flight == 0
+            self._in_flight += 1
+        try:
+            if alone:  # nothing else in flight: no batch to join, run here (no thread hop)
+                return self.fn([item])[0]
+            future: Future[R] = Future()
+            self._queue.put((item, future))
+            with self._start_lock:  # after the put: a thread about to end has either seen the item or not
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+                    self._thread.start()
+            return future.result()
+        finally:
+            with self._start_lock:
+                self._in_flight -= 1
 
     def _run(self) -> None:
         while True:
