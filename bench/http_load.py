@@ -12,6 +12,7 @@ bench/results/http_load.json.
 from __future__ import annotations
 
 import argparse
+import collections
 import asyncio
 import json
 import os
@@ -35,13 +36,33 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+HANDOFF_ENTRIES = {"contact-human"}  # its variants ask for a person: the conversation goes to a human, the bot is silent
+
+
+def process_tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) used so far by process ``pid`` and its live children (Linux /proc)."""
+    total, todo = 0.0, [pid]
+    tick = os.sysconf("SC_CLK_TCK")
+    while todo:
+        p = todo.pop()
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+            todo += [int(c) for c in Path(f"/proc/{p}/task/{p}/children").read_text().split()]
+        except OSError:
+            pass
+    return total
+
+
 def questions() -> list[str]:
+    """The demo FAQ's question variants, but those that ask for a person (every request takes the bot's path)."""
     rows = [json.loads(line) for line in (REPO / "examples" / "acme" / "faq.jsonl").read_text().splitlines()]
-    return [q for r in rows for q in r["questions"]]
+    return [q for r in rows if r["id"] not in HANDOFF_ENTRIES for q in r["questions"]]
 
 
 async def client(http, url: str, key: str, n: int, pool: list[str], rng: random.Random, out: list) -> None:
-    """One conversation of ``n`` different FAQ questions; records (seconds, ok, status, session, turns stored)."""
+    """One conversation of ``n`` different FAQ questions; records (seconds, ok, status, session, turns stored,
+    reply mode)."""
     session_id = None
     for message in rng.sample(pool, n):
         start = time.perf_counter()
@@ -49,14 +70,14 @@ async def client(http, url: str, key: str, n: int, pool: list[str], rng: random.
             r = await http.post(f"{url}/v1/chat", json={"session_id": session_id, "message": message},
                                 headers={"Authorization": f"Bearer {key}"})
             ok = r.status_code == 200
-            turns = 0
+            turns, mode = 0, None
             if ok:
                 reply = r.json()
-                session_id = reply["session_id"]
+                session_id, mode = reply["session_id"], reply["mode"] + ("" if reply["text"] else " (silent)")
                 turns = 2 if reply["text"] else 1  # with a human, the bot stores the message and stays silent
-            out.append((time.perf_counter() - start, ok, r.status_code, session_id, turns))
+            out.append((time.perf_counter() - start, ok, r.status_code, session_id, turns, mode))
         except Exception as e:  # noqa: BLE001 - counted as an error
-            out.append((time.perf_counter() - start, False, type(e).__name__, session_id, 0))
+            out.append((time.perf_counter() - start, False, type(e).__name__, session_id, 0, None))
 
 
 async def run_clients(url: str, key: str, clients: int, requests: int) -> tuple[list, float]:
@@ -105,7 +126,10 @@ def main() -> None:
             else:
                 raise SystemExit("server not ready after 300 s: " + server.stderr.read().decode()[-2000:]
                                  if server.stderr else "")
+            before = {"client": time.process_time(), "server": process_tree_cpu(server.pid)}
             results, seconds = asyncio.run(run_clients(url, key, args.clients, args.requests))
+            cpu = {"client": time.process_time() - before["client"],
+                   "server": process_tree_cpu(server.pid) - before["server"]}
         finally:
             server.terminate()
             server.wait(30)
@@ -121,10 +145,13 @@ def main() -> None:
               "requests": len(results), "errors": len(errors), "error_kinds": sorted({str(e) for e in errors}),
               "seconds": round(seconds, 2), "requests_per_s": round(len(results) / seconds, 1),
               "latency": percentiles([1000 * r[0] for r in ok]) if ok else None,
-              "turns_expected": sum(r[4] for r in ok), "turns_stored": stored, "cpu_count": os.cpu_count()}
+              "turns_expected": sum(r[4] for r in ok), "turns_stored": stored,
+              "replies_by_mode": dict(collections.Counter(r[5] for r in ok)), "cpu_count": os.cpu_count(),
+              "cpu_ms_per_request": {k: round(1000 * v / len(results), 2) for k, v in cpu.items()}}
     lat = result["latency"] or {}
     print(f"{len(results)} requests, {len(errors)} errors, p50 {lat.get('p50_ms')} ms, p95 {lat.get('p95_ms')} ms, "
-          f"{result['requests_per_s']} req/s; turns stored {stored}/{result['turns_expected']}")
+          f"{result['requests_per_s']} req/s; turns stored {stored}/{result['turns_expected']}; "
+          f"replies {result['replies_by_mode']}; CPU ms per request {result['cpu_ms_per_request']}")
     print("wrote", save("http_load", result))
 
 
