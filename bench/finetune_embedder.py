@@ -49,6 +49,8 @@ def main() -> None:
                      command="bench/finetune_embedder.py", data_note="BANKING77 80% split (seed 13)")
     meta["wall_seconds"] = round(time.perf_counter() - start, 1)
     b, a = meta["before"], meta["after"]
+    print(f"dense top-1 {b['dense_top1']:.4f} -> {a['dense_top1']:.4f} "
+          f"({100 * (a['dense_top1'] - b['dense_top1']):+.2f} points)")
     print(f"top-1 {b['top1']:.4f} -> {a['top1']:.4f} ({100 * (a['top1'] - b['top1']):+.2f} points); "
           f"recall@3 {b['recall_at_3']:.4f} -> {a['recall_at_3']:.4f}; training {meta['train_seconds']:.0f} s, "
           f"whole run {meta['wall_seconds']:.0f} s")

@@ -62,12 +62,13 @@ def read_cases(path: str | Path) -> list[EvalCase]:
     return cases
 
 
-def retrieval_metrics(knowledge: Any, cases: Sequence[EvalCase]) -> dict[str, Any]:
-    """Top-1 and recall@3 of the expected entry over the cases that have one (the bot's hybrid search)."""
+def retrieval_metrics(knowledge: Any, cases: Sequence[EvalCase], method: str | None = None) -> dict[str, Any]:
+    """Top-1 and recall@3 of the expected entry over the cases that have one (the bot's search, or ``method``:
+    e.g. ``dense`` for the embedding model alone)."""
     answerable = [c for c in cases if c.expected]
     top1 = top3 = 0
     for c in answerable:
-        hits = [h.entry_id for h in knowledge.search(c.question, k=3)]
+        hits = [h.entry_id for h in knowledge.search(c.question, k=3, method=method)]
         top1 += bool(hits) and hits[0] == c.expected
         top3 += c.expected in hits
     n = max(1, len(answerable))

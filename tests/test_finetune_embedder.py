@@ -120,9 +120,10 @@ def test_whole_loop_trains_saves_evaluates_and_reindexes_a_knowledge_base(tmp_pa
     assert meta["train_examples"] > 100 and meta["dev_queries"] == 79
     for key in ("before", "after"):
         assert 0.0 <= meta[key]["top1"] <= meta[key]["recall_at_3"] <= 1.0
+        assert 0.0 <= meta[key]["dense_top1"] <= meta[key]["dense_recall_at_3"] <= 1.0  # the model alone
     assert meta["after"]["top1"] > meta["before"]["top1"]  # a random tiny model (seeded) learns
     card = (out / "README.md").read_text()
-    assert "top-1" in card and "kb reindex --embedding-model" in card
+    assert "top-1" in card and "dense top-1" in card and "kb reindex --embedding-model" in card
     assert json.loads((out / "supportbot_embedder.json").read_text())["after"] == meta["after"]
 
     from bot.cli import main as cli_main
