@@ -133,21 +133,9 @@ class ChromaStore:
                 yield Record(id=i, entry_id=str(m.get("entry_id", "")), text=d or "", metadata=dict(m))
             offset += len(res["ids"])
 
-    def query(self, vector: np.ndarray, n: int, where: dict[str, Any] | None = None) -> list[tuple[Record, float]]:
-        """Nearest records with their cosine similarity."""
-        if n <= 0:
-            return []
-        res = self._col.query(query_embeddings=[vector.tolist()], n_results=n, where=where,
-                              include=["metadatas", "documents", "distances"])
-        out = []
-        for i, m, d, dist in zip(res["ids"][0], res["metadatas"][0], res["documents"][0], res["distances"][0]):
-            out.append((Record(id=i, entry_id=str(m.get("entry_id", "")), text=d or "", metadata=dict(m)),
-                        1.0 - float(dist)))
-        return out
-
     def query_ids(self, vector: np.ndarray, n: int, where: dict[str, Any] | None = None) -> list[tuple[str, float]]:
-        """Nearest record ids with their cosine similarity: a quarter of the cost of ``query``, which also
-        reads every candidate's text and metadata."""
+        """Nearest record ids with their cosine similarity (no text or metadata: reading those for every
+        candidate would cost four times as much; ``get`` the few that are needed)."""
         if n <= 0:
             return []
         res = self._col.query(query_embeddings=[vector.tolist()], n_results=n, where=where, include=["distances"])
