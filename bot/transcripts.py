@@ -1,8 +1,11 @@
 """Conversations in a database, through SQLAlchemy: SQLite (WAL) by default, PostgreSQL (or any SQLAlchemy URL)
 for several workers or machines.
 
-The database is the only source of truth: every ``open()`` / ``get()`` reads the conversation's state and turns,
-so handoff state set by one worker is seen by the next request on another. Turns are numbered per conversation
+The database is the only source of truth: every ``open()`` / ``get()`` reads the conversation's state, so handoff
+state set by one worker is seen by the next request on another. Its turns are read again only when the database
+says they changed (their number, or the conversation's ``updated_at``, which every write sets, differs from what
+this process last wrote or read); otherwise the process's copy serves, so a turn costs the same at the fiftieth
+message as at the first. Turns are numbered per conversation
 (``seq``, unique with the conversation id); two processes appending to one conversation at the same moment cannot
 both take a number, the second one retries with the next. Within a process, a lock per conversation orders its
 turns, as for the in-memory store.
@@ -18,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
+from collections import OrderedDict
 import time
 import uuid
 from pathlib import Path
@@ -26,6 +30,7 @@ from typing import Any, Iterator
 from bot.sessions import Session, Turn
 
 SCHEMA_VERSION = 1
+KNOWN_CONVERSATIONS = 2048  # recent conversations whose turns a process keeps
 
 
 def _tables(metadata: Any) -> dict[str, Any]:
@@ -109,6 +114,9 @@ class DatabaseSessions:
         self.metadata.create_all(self.engine)
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
+        # conversation id -> (its updated_at, its turns) as this process last wrote or read them
+        self._known: OrderedDict[str, tuple[float, list[Turn]]] = OrderedDict()
+        self._known_lock = threading.Lock()
 
     # --- SessionStore -------------------------------------------------------------------------------------------
     def get(self, session_id: str | None) -> Session:
@@ -148,24 +156,31 @@ class DatabaseSessions:
                 if attempt == 4:
                     raise
         session.turns.append(turn)
+        self._remember(session.id, turn.timestamp, session.turns)
 
     def set_state(self, session: Session, state: str) -> None:
         from sqlalchemy import update
 
         c = self.t["conversations"]
+        now = time.time()
         with self.engine.begin() as conn:
-            conn.execute(update(c).where(c.c.id == session.id).values(state=state, updated_at=time.time()))
+            conn.execute(update(c).where(c.c.id == session.id).values(state=state, updated_at=now))
         session.state = state
+        self._remember(session.id, now, session.turns)
 
     def update_turn(self, session: Session, index: int, data: dict[str, Any]) -> None:
         from sqlalchemy import update
 
-        turn = session.turns[index]
-        turn.data = {**turn.data, **data}
-        t = self.t["turns"]
+        old = session.turns[index]  # replaced, not changed: other sessions and this process's copy share it
+        turn = Turn(old.role, old.text, old.mode, old.timestamp, {**old.data, **data})
+        t, c = self.t["turns"], self.t["conversations"]
+        now = time.time()
         with self.engine.begin() as conn:
             conn.execute(update(t).where(t.c.conversation_id == session.id, t.c.seq == index)
                          .values(**_columns(turn)))
+            conn.execute(update(c).where(c.c.id == session.id).values(updated_at=now))  # others re-read
+        session.turns[index] = turn
+        self._remember(session.id, now, session.turns)
 
     def reset(self, session_id: str) -> None:
         from sqlalchemy import delete
@@ -173,6 +188,7 @@ class DatabaseSessions:
         with self.engine.begin() as conn:
             conn.execute(delete(self.t["turns"]).where(self.t["turns"].c.conversation_id == session_id))
             conn.execute(delete(self.t["conversations"]).where(self.t["conversations"].c.id == session_id))
+        self._forget(session_id)
 
     def log_unanswered(self, session_id: str, question: str, best_entry: str | None, best_score: float | None
                        ) -> None:
@@ -212,17 +228,37 @@ class DatabaseSessions:
 
     def _load(self, sid: str, lock: threading.Lock) -> Session | None:
         """The stored conversation, None if there is none."""
-        from sqlalchemy import select
+        from sqlalchemy import func, select
 
         t, c = self.t["turns"], self.t["conversations"]
+        count = select(func.count()).where(t.c.conversation_id == sid).scalar_subquery()
         with self.engine.connect() as conn:
-            state = conn.execute(select(c.c.state).where(c.c.id == sid)).scalar_one_or_none()
-            if state is None:
+            row = conn.execute(select(c.c.state, c.c.updated_at, count).where(c.c.id == sid)).first()
+            if row is None:
+                self._forget(sid)
                 return None
-            rows = conn.execute(select(t.c.role, t.c.text, t.c.mode, t.c.ts, t.c.data)
-                                .where(t.c.conversation_id == sid).order_by(t.c.seq)).all()
-        turns = [Turn(role, text, mode, ts, json.loads(data)) for role, text, mode, ts, data in rows]
+            state, updated_at, n = row
+            with self._known_lock:
+                known = self._known.get(sid)
+            if known is not None and known[0] == updated_at and len(known[1]) == n:  # unchanged since
+                turns = list(known[1])
+            else:
+                rows = conn.execute(select(t.c.role, t.c.text, t.c.mode, t.c.ts, t.c.data)
+                                    .where(t.c.conversation_id == sid).order_by(t.c.seq)).all()
+                turns = [Turn(role, text, mode, ts, json.loads(data)) for role, text, mode, ts, data in rows]
+                self._remember(sid, updated_at, turns)
         return Session(id=sid, turns=turns, state=state, lock=lock)
+
+    def _remember(self, sid: str, updated_at: float, turns: list[Turn]) -> None:
+        with self._known_lock:
+            self._known[sid] = (updated_at, list(turns))
+            self._known.move_to_end(sid)
+            while len(self._known) > KNOWN_CONVERSATIONS:
+                self._known.popitem(last=False)
+
+    def _forget(self, sid: str) -> None:
+        with self._known_lock:
+            self._known.pop(sid, None)
 
 
 def _columns(turn: Turn) -> dict[str, Any]:

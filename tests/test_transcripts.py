@@ -59,6 +59,34 @@ def test_two_workers_share_conversations_and_handoff_state(database):
     b.close()
 
 
+def test_a_process_rereads_turns_only_when_another_one_changed_them(database):
+    a, b = DatabaseSessions(database), DatabaseSessions(database)
+    try:
+        with a.open("c") as s:
+            a.append(s, Turn("customer", "hello"))
+            a.append(s, Turn("bot", "hi"))
+        first = a.get("c").turns
+        assert a.get("c").turns[0] is first[0]  # nothing changed: a's own copy, not decoded again
+        with b.open("c") as s:  # another process: a new turn, a state change, feedback on a turn
+            b.append(s, Turn("customer", "thanks"))
+        assert [t.text for t in a.get("c").turns] == ["hello", "hi", "thanks"]
+        with b.open("c") as s:
+            b.set_state(s, "human")
+        assert a.get("c").state == "human"
+        with b.open("c") as s:
+            b.update_turn(s, 1, {"feedback": {"rating": "up"}})
+        assert a.get("c").turns[1].data["feedback"] == {"rating": "up"}
+        b.reset("c")
+        with b.open("c") as s:  # the same id again, from scratch, with as many turns as before
+            for text in ("x", "y", "z"):
+                b.append(s, Turn("customer", text))
+        assert [t.text for t in a.get("c").turns] == ["x", "y", "z"]
+    finally:
+        a.reset("c")
+        a.close()
+        b.close()
+
+
 def test_the_bot_stores_every_turn_with_its_analytics_columns(demo_kb_path, tmp_path):
     from sqlalchemy import select
 
