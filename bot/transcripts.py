@@ -112,6 +112,7 @@ class DatabaseSessions:
         self.metadata = MetaData()
         self.t = _tables(self.metadata)
         self.metadata.create_all(self.engine)
+        self._sql = _statements(self.t)
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
         # conversation id -> (its updated_at, its turns) as this process last wrote or read them
@@ -139,18 +140,15 @@ class DatabaseSessions:
             return conn.execute(select(c.c.id).where(c.c.id == session_id)).first() is not None
 
     def append(self, session: Session, turn: Turn) -> None:
-        from sqlalchemy import func, select, update
         from sqlalchemy.exc import IntegrityError
 
-        t, c = self.t["turns"], self.t["conversations"]
         row = _columns(turn)
         for attempt in range(5):
             try:
                 with self.engine.begin() as conn:
-                    seq = conn.execute(select(func.coalesce(func.max(t.c.seq) + 1, 0))
-                                       .where(t.c.conversation_id == session.id)).scalar_one()
-                    conn.execute(t.insert().values(conversation_id=session.id, seq=seq, **row))
-                    conn.execute(update(c).where(c.c.id == session.id).values(updated_at=turn.timestamp))
+                    seq = conn.execute(self._sql["next_seq"], {"cid": session.id}).scalar_one()
+                    conn.execute(self._sql["insert_turn"], {"conversation_id": session.id, "seq": seq, **row})
+                    conn.execute(self._sql["touch"], {"cid": session.id, "at": turn.timestamp})
                 break
             except IntegrityError:  # another process took this number: take the next
                 if attempt == 4:
@@ -228,12 +226,8 @@ class DatabaseSessions:
 
     def _load(self, sid: str, lock: threading.Lock) -> Session | None:
         """The stored conversation, None if there is none."""
-        from sqlalchemy import func, select
-
-        t, c = self.t["turns"], self.t["conversations"]
-        count = select(func.count()).where(t.c.conversation_id == sid).scalar_subquery()
         with self.engine.connect() as conn:
-            row = conn.execute(select(c.c.state, c.c.updated_at, count).where(c.c.id == sid)).first()
+            row = conn.execute(self._sql["state"], {"cid": sid}).first()
             if row is None:
                 self._forget(sid)
                 return None
@@ -243,8 +237,7 @@ class DatabaseSessions:
             if known is not None and known[0] == updated_at and len(known[1]) == n:  # unchanged since
                 turns = list(known[1])
             else:
-                rows = conn.execute(select(t.c.role, t.c.text, t.c.mode, t.c.ts, t.c.data)
-                                    .where(t.c.conversation_id == sid).order_by(t.c.seq)).all()
+                rows = conn.execute(self._sql["turns"], {"cid": sid}).all()
                 turns = [Turn(role, text, mode, ts, json.loads(data)) for role, text, mode, ts, data in rows]
                 self._remember(sid, updated_at, turns)
         return Session(id=sid, turns=turns, state=state, lock=lock)
@@ -259,6 +252,23 @@ class DatabaseSessions:
     def _forget(self, sid: str) -> None:
         with self._known_lock:
             self._known.pop(sid, None)
+
+
+def _statements(t: dict[str, Any]) -> dict[str, Any]:
+    """The statements of every turn, built once: building SQLAlchemy expressions costs more than running them."""
+    from sqlalchemy import bindparam, func, select, update
+
+    turns, conversations = t["turns"], t["conversations"]
+    cid = bindparam("cid")
+    count = select(func.count()).where(turns.c.conversation_id == cid).scalar_subquery()
+    return {
+        "next_seq": select(func.coalesce(func.max(turns.c.seq) + 1, 0)).where(turns.c.conversation_id == cid),
+        "insert_turn": turns.insert(),
+        "touch": update(conversations).where(conversations.c.id == cid).values(updated_at=bindparam("at")),
+        "state": select(conversations.c.state, conversations.c.updated_at, count).where(conversations.c.id == cid),
+        "turns": select(turns.c.role, turns.c.text, turns.c.mode, turns.c.ts, turns.c.data)
+        .where(turns.c.conversation_id == cid).order_by(turns.c.seq),
+    }
 
 
 def _columns(turn: Turn) -> dict[str, Any]:
