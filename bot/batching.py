@@ -40,20 +40,31 @@ class MicroBatcher(Generic[T, R]):
     def __call__(self, item: T) -> R:
         with self._start_lock:
             alone = self._in_flight == 0
-            self._in_flight += 1
-        try:
-            if alone:  # nothing else in flight: no batch to join, run here (no thread hop)
-                return self.fn([item])[0]
-            future: Future[R] = Future()
-            self._queue.put((item, future))
-            with self._start_lock:  # after the put: a thread about to end has either seen the item or not
-                if self._thread is None:
-                    self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
-                    self._thread.start()
-            return future.result()
+            if alone:
+                self._in_flight += 1
+        if not alone:
+            return self.submit(item).result()
+        try:  # nothing else in flight: no batch to join, run here (no thread hop)
+            return self.fn([item])[0]
         finally:
-            with self._start_lock:
-                self._in_flight -= 1
+            self._done()
+
+    def submit(self, item: T) -> "Future[R]":
+        """Queue ``item`` for the next batch, on the batching thread; its result comes in the future."""
+        future: Future[R] = Future()
+        with self._start_lock:
+            self._in_flight += 1
+        future.add_done_callback(lambda _: self._done())
+        self._queue.put((item, future))
+        with self._start_lock:  # after the put: a thread about to end has either seen the item or not
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+                self._thread.start()
+        return future
+
+    def _done(self) -> None:
+        with self._start_lock:
+            self._in_flight -= 1
 
     def _run(self) -> None:
         while True:

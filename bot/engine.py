@@ -162,6 +162,7 @@ class Bot:
 
     def _turn(self, session: Session, message: str) -> Iterator[str | Reply]:
         start = time.perf_counter()
+        self.knowledge.embedder.prefetch(message)  # embedded for retrieval while the sentiment is classified
         sentiment = self.sentiment.predict_one(message) if self.sentiment is not None else None
         since = session.turns_since_resume()
         previous = session.customer_turns()

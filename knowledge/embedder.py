@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -30,6 +31,7 @@ class Embedder:
         # Recent query vectors: a customer message is embedded once per turn although retrieval, the escalation
         # policy and the grounding check all use it.
         self._recent: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._pending: dict[str, Future[np.ndarray]] = {}  # prefetched, not done yet
         self._recent_lock = threading.Lock()
         # Concurrent single queries (the HTTP API's threads) are embedded together, in one batch.
         # (Each vector is copied out of its batch: a cached row must not keep the whole batch array alive.)
@@ -64,13 +66,27 @@ class Embedder:
                                          convert_to_numpy=True, show_progress_bar=show_progress)
         return np.asarray(vectors, dtype=np.float32)
 
+    def prefetch(self, text: str) -> None:
+        """Start embedding a query on the batching thread while the caller does something else (the chat turn
+        classifies the message's sentiment meanwhile); ``embed_query`` then waits for it, if it must."""
+        with self._recent_lock:
+            if text in self._recent or text in self._pending:
+                return
+            self._pending[text] = self._queries.submit(text)
+
     def embed_query(self, text: str) -> np.ndarray:
         with self._recent_lock:
             vector = self._recent.get(text)
             if vector is not None:
                 self._recent.move_to_end(text)
                 return vector
-        vector = self._queries(text)
+            pending = self._pending.get(text)
+        try:
+            vector = pending.result() if pending is not None else self._queries(text)
+        finally:
+            if pending is not None:
+                with self._recent_lock:
+                    self._pending.pop(text, None)
         vector.flags.writeable = False  # shared between callers
         with self._recent_lock:
             self._recent[text] = vector

@@ -73,3 +73,17 @@ def test_the_batching_thread_ends_when_idle_and_comes_back():
     time.sleep(0.4)
     assert batcher._thread is None
     assert overlapping_calls(batcher, 4) == {i: i for i in range(4)}
+
+
+def test_submit_returns_a_future_and_the_embedder_prefetches_queries():
+    batcher = MicroBatcher(lambda items: [i + 1 for i in items])
+    assert batcher.submit(1).result(5) == 2
+
+    from knowledge.embedder import Embedder
+
+    embedder = Embedder()
+    embedder.prefetch("how long do refunds take?")
+    vector = embedder.embed_query("how long do refunds take?")
+    assert not embedder._pending and vector.shape == (384,)
+    assert abs(float(vector @ embedder.embed(["how long do refunds take?"])[0]) - 1.0) < 1e-2
+    assert embedder.embed_query("how long do refunds take?") is vector  # then from the recent queries
