@@ -111,8 +111,9 @@ def main() -> None:
         sb = str(Path(sys.executable).parent / "supportbot")
         subprocess.run([sb, "ingest", str(REPO / "examples" / "acme")], env=env, check=True,
                        stdout=subprocess.DEVNULL)
+        log = (Path(tmp) / "serve.log").open("w")  # a file, not a pipe: a full pipe would stop the server
         server = subprocess.Popen([sb, "serve", "--port", str(port), "--workers", str(args.workers)], env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                                  stdout=log, stderr=subprocess.STDOUT)
         url = f"http://127.0.0.1:{port}"
         try:
             deadline = time.monotonic() + 300
@@ -124,8 +125,7 @@ def main() -> None:
                     pass
                 time.sleep(0.5)
             else:
-                raise SystemExit("server not ready after 300 s: " + server.stderr.read().decode()[-2000:]
-                                 if server.stderr else "")
+                raise SystemExit("server not ready after 300 s: " + (Path(tmp) / "serve.log").read_text()[-2000:])
             before = {"client": time.process_time(), "server": process_tree_cpu(server.pid)}
             results, seconds = asyncio.run(run_clients(url, key, args.clients, args.requests))
             cpu = {"client": time.process_time() - before["client"],
@@ -133,6 +133,7 @@ def main() -> None:
         finally:
             server.terminate()
             server.wait(30)
+            log.close()
         from bot.transcripts import DatabaseSessions, database_url
 
         store = DatabaseSessions(database_url(db))

@@ -427,6 +427,7 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None, 
         raise ConfigError("no API keys: set [server] api_keys in supportbot.toml or $SUPPORTBOT_API_KEYS "
                           "(comma-separated), e.g. a key from: python -c 'import secrets; "
                           "print(secrets.token_urlsafe(32))'")
+    log_to_stderr()
     workers = workers or settings.server.workers
     if workers > 1:  # each worker builds its app from the same settings, found through the environment
         import shutil
@@ -449,8 +450,21 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None, 
                     log_level="info", access_log=False)
 
 
+def log_to_stderr() -> None:
+    """The request lines and the bot's warnings to stderr, beside uvicorn's own (``supportbot serve``)."""
+    import logging
+
+    logger = logging.getLogger("supportbot")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+
+
 def app_from_environment() -> FastAPI:
     """uvicorn's factory for worker processes (``serve(workers=N)``)."""
     import os
 
+    log_to_stderr()
     return create_app(Settings.model_validate_json(os.environ["SUPPORTBOT_SETTINGS_JSON"]))

@@ -128,6 +128,10 @@ def test_two_workers_share_a_chroma_server_and_postgresql(tmp_path, chroma_serve
         n = len(sessions)
         assert counted.get("faq") == 2 * n and counted.get("handoff") == 2 * n, counted
         assert re.search(rf'^supportbot_escalations_total\{{reason="customer_request"\}} {n}\.0$', metrics, re.M)
+
+        text = log.read_text()  # one line per request from every worker, with the key's id, never the key
+        assert re.search(r"supportbot\.server: POST /v1/chat 200 [\d.]+ ms key=[0-9a-f]{8}", text), text[-2000:]
+        assert KEY not in text and "12345" not in text
     finally:
         server.terminate()
         try:
