@@ -146,7 +146,10 @@ class DatabaseSessions:
         for attempt in range(5):
             try:
                 with self.engine.begin() as conn:
-                    seq = conn.execute(self._sql["next_seq"], {"cid": session.id}).scalar_one()
+                    # The next number is the session's length, unless another process wrote meanwhile (then the
+                    # insert fails on the unique number, and the retry asks the database).
+                    seq = len(session.turns) if attempt == 0 else \
+                        conn.execute(self._sql["next_seq"], {"cid": session.id}).scalar_one()
                     conn.execute(self._sql["insert_turn"], {"conversation_id": session.id, "seq": seq, **row})
                     conn.execute(self._sql["touch"], {"cid": session.id, "at": turn.timestamp})
                 break
