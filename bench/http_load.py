@@ -1,6 +1,6 @@
 """HTTP API under load on 127.0.0.1: 50 concurrent clients x 20 FAQ questions each (issue: HTTP API).
 
-    .venv/bin/python bench/http_load.py [--clients 50] [--requests 20] [--workers 1]
+    .venv/bin/python bench/http_load.py [--clients 50] [--requests 20] [--workers 1] [--warm-up N] [--out NAME]
 
 Starts `supportbot serve` as a separate process (the real bot on the demo knowledge base, SQLite transcripts,
 an API key, the default rate limit raised for the test key), waits for /readyz, then runs the clients with
@@ -80,10 +80,13 @@ async def client(http, url: str, key: str, n: int, pool: list[str], rng: random.
             out.append((time.perf_counter() - start, False, type(e).__name__, session_id, 0, None))
 
 
-async def run_clients(url: str, key: str, clients: int, requests: int) -> tuple[list, float]:
+async def run_clients(url: str, key: str, clients: int, requests: int, warm_up: bool = False) -> tuple[list, float]:
+    """The clients' conversations; ``warm_up``: the same load with other texts (each question with a greeting in
+    front), so that the server's threads, connections and model kernels are warm but not its cache of the timed
+    questions' embeddings."""
     import httpx
 
-    pool = questions()
+    pool = [f"hello, {q[0].lower()}{q[1:]}" for q in questions()] if warm_up else questions()
     results: list = []
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(timeout=60, limits=limits) as http:
@@ -98,6 +101,9 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=50)
     ap.add_argument("--requests", type=int, default=20)
     ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--warm-up", type=int, default=0, metavar="N",
+                    help="first N requests per client of other texts, not measured (default: none)")
+    ap.add_argument("--out", default="http_load", help="results file name in bench/results")
     args = ap.parse_args()
     import httpx
 
@@ -126,6 +132,8 @@ def main() -> None:
                 time.sleep(0.5)
             else:
                 raise SystemExit("server not ready after 300 s: " + (Path(tmp) / "serve.log").read_text()[-2000:])
+            if args.warm_up:
+                asyncio.run(run_clients(url, key, args.clients, args.warm_up, warm_up=True))
             before = {"client": time.process_time(), "server": process_tree_cpu(server.pid)}
             results, seconds = asyncio.run(run_clients(url, key, args.clients, args.requests))
             cpu = {"client": time.process_time() - before["client"],
@@ -143,6 +151,7 @@ def main() -> None:
     ok = [r for r in results if r[1]]
     errors = [r[2] for r in results if not r[1]]
     result = {"clients": args.clients, "requests_per_client": args.requests, "workers": args.workers,
+              "warm_up_requests_per_client": args.warm_up,
               "requests": len(results), "errors": len(errors), "error_kinds": sorted({str(e) for e in errors}),
               "seconds": round(seconds, 2), "requests_per_s": round(len(results) / seconds, 1),
               "latency": percentiles([1000 * r[0] for r in ok]) if ok else None,
@@ -153,7 +162,7 @@ def main() -> None:
     print(f"{len(results)} requests, {len(errors)} errors, p50 {lat.get('p50_ms')} ms, p95 {lat.get('p95_ms')} ms, "
           f"{result['requests_per_s']} req/s; turns stored {stored}/{result['turns_expected']}; "
           f"replies {result['replies_by_mode']}; CPU ms per request {result['cpu_ms_per_request']}")
-    print("wrote", save("http_load", result))
+    print("wrote", save(args.out, result))
 
 
 if __name__ == "__main__":

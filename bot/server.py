@@ -21,6 +21,7 @@ keys or messages.
 
 # No `from __future__ import annotations` here: FastAPI must resolve the route annotations that refer to names
 # local to create_app (User, Admin, SessionId).
+import gc
 import logging
 import re
 import tempfile
@@ -213,8 +214,9 @@ _CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_f
 
 
 # --- the app --------------------------------------------------------------------------------------------------
-def create_app(settings: Settings, bot: Any = None, warm_up: bool = True) -> FastAPI:
-    """The API around ``bot`` (a ``Bot`` on ``settings`` by default, its models loading in the background)."""
+def create_app(settings: Settings, bot: Any = None, warm_up: bool = True, freeze_gc: bool = False) -> FastAPI:
+    """The API around ``bot`` (a ``Bot`` on ``settings`` by default, its models loading in the background).
+    ``freeze_gc``: once they are loaded, exempt everything alive from garbage collection (``supportbot serve``)."""
     from bot.engine import Bot
 
     server = settings.server
@@ -227,6 +229,9 @@ def create_app(settings: Settings, bot: Any = None, warm_up: bool = True) -> Fas
     def load_models() -> None:
         try:
             bot.warm_up()
+            if freeze_gc:  # the models' long-lived objects out of the collector's way: a full collection would
+                gc.collect()  # otherwise walk them all, pausing every request (tail latency under load)
+                gc.freeze()
             ready.set()
         except Exception:  # noqa: BLE001 - readyz stays 503; the reason goes to the log
             log.exception("loading the models failed")
@@ -447,7 +452,7 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None, 
             if metrics_dir:
                 shutil.rmtree(metrics_dir, ignore_errors=True)
     else:  # no access log: its lines carry query strings (customer text); the app logs route templates instead
-        uvicorn.run(create_app(settings), host=host or settings.server.host, port=port or settings.server.port,
+        uvicorn.run(create_app(settings, freeze_gc=True), host=host or settings.server.host, port=port or settings.server.port,
                     log_level="info", access_log=False)
 
 
@@ -468,4 +473,4 @@ def app_from_environment() -> FastAPI:
     import os
 
     log_to_stderr()
-    return create_app(Settings.model_validate_json(os.environ["SUPPORTBOT_SETTINGS_JSON"]))
+    return create_app(Settings.model_validate_json(os.environ["SUPPORTBOT_SETTINGS_JSON"]), freeze_gc=True)
