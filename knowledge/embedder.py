@@ -35,7 +35,7 @@ class Embedder:
         self._recent_lock = threading.Lock()
         # Concurrent single queries (the HTTP API's threads) are embedded together, in one batch.
         # (Each vector is copied out of its batch: a cached row must not keep the whole batch array alive.)
-        self._queries = MicroBatcher(lambda texts: [v.copy() for v in self.embed(texts)], max_batch=64,
+        self._queries = MicroBatcher(lambda texts: [_shared(v.copy()) for v in self.embed(texts)], max_batch=64,
                                      name="supportbot-embed")
 
     def warm_up(self) -> "Embedder":
@@ -68,11 +68,13 @@ class Embedder:
 
     def prefetch(self, text: str) -> None:
         """Start embedding a query on the batching thread while the caller does something else (the chat turn
-        classifies the message's sentiment meanwhile); ``embed_query`` then waits for it, if it must."""
+        classifies the message's sentiment meanwhile); ``embed_query`` then finds it done, or waits for it."""
         with self._recent_lock:
             if text in self._recent or text in self._pending:
                 return
-            self._pending[text] = self._queries.submit(text)
+            future = self._queries.submit(text)
+            self._pending[text] = future
+        future.add_done_callback(lambda done: self._settle(text, done))  # outside the lock: it may run here
 
     def embed_query(self, text: str) -> np.ndarray:
         with self._recent_lock:
@@ -80,6 +82,27 @@ class Embedder:
             if vector is not None:
                 self._recent.move_to_end(text)
                 return vector
+            pending = self._pending.get(text)
+        if pending is not None:
+            return pending.result()  # kept by _settle
+        vector = self._queries(text)
+        with self._recent_lock:
+            self._remember(text, vector)
+        return vector
+
+    def _settle(self, text: str, future: "Future[np.ndarray]") -> None:
+        """A prefetched query is done: into the recent queries, whether or not anyone asks for it."""
+        failed = future.exception() is not None
+        with self._recent_lock:
+            self._pending.pop(text, None)
+            if not failed:
+                self._remember(text, future.result())
+
+    def _remember(self, text: str, vector: np.ndarray) -> None:  # under _recent_lock
+        self._recent[text] = vector
+        self._recent.move_to_end(text)
+        if len(self._recent) > 2048:
+            self._recent.popitem(last=False)
             pending = self._pending.get(text)
         try:
             vector = pending.result() if pending is not None else self._queries(text)
@@ -93,3 +116,9 @@ class Embedder:
             if len(self._recent) > 2048:
                 self._recent.popitem(last=False)
         return vector
+
+
+def _shared(vector: np.ndarray) -> np.ndarray:
+    """Read-only: one query vector is shared by all its callers."""
+    vector.flags.writeable = False
+    return vector

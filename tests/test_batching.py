@@ -84,6 +84,12 @@ def test_submit_returns_a_future_and_the_embedder_prefetches_queries():
     embedder = Embedder()
     embedder.prefetch("how long do refunds take?")
     vector = embedder.embed_query("how long do refunds take?")
-    assert not embedder._pending and vector.shape == (384,)
+    assert vector.shape == (384,) and not vector.flags.writeable
     assert abs(float(vector @ embedder.embed(["how long do refunds take?"])[0]) - 1.0) < 1e-2
     assert embedder.embed_query("how long do refunds take?") is vector  # then from the recent queries
+
+    embedder.prefetch("and nobody asks for this one")  # e.g. a message while a human has the conversation
+    deadline = time.monotonic() + 30
+    while embedder._pending and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not embedder._pending and "and nobody asks for this one" in embedder._recent  # nothing left pending
