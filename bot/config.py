@@ -125,7 +125,8 @@ class SentimentSettings(_Section):
                        description="bundled:sentiment (shipped), vader (lexicon baseline), a directory written by "
                                    "finetune.sentiment, or any Hugging Face sequence-classification model.")
     dtype: Literal["auto", "float32", "bfloat16"] = Field(
-        "auto", description="auto = bfloat16 where the CPU has native bf16 (AVX512-BF16/AMX), else float32.")
+        "auto", description="auto = bfloat16 for batches of 8 or more where the CPU has native bf16 "
+                            "(AVX512-BF16/AMX), else float32.")
 
 
 class EscalationSettings(_Section):

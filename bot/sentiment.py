@@ -27,7 +27,7 @@ LABELS = ("negative", "neutral", "positive")
 _TOKENIZER_LOCK = threading.Lock()
 
 
-BF16_MIN_BATCH = 8
+BF16_MIN_BATCH = 8  # smaller batches run in float32, even where bf16 is on (see _transformers)
 
 
 def _softmax_rows(logits: Any) -> Any:
