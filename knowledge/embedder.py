@@ -103,19 +103,6 @@ class Embedder:
         self._recent.move_to_end(text)
         if len(self._recent) > 2048:
             self._recent.popitem(last=False)
-            pending = self._pending.get(text)
-        try:
-            vector = pending.result() if pending is not None else self._queries(text)
-        finally:
-            if pending is not None:
-                with self._recent_lock:
-                    self._pending.pop(text, None)
-        vector.flags.writeable = False  # shared between callers
-        with self._recent_lock:
-            self._recent[text] = vector
-            if len(self._recent) > 2048:
-                self._recent.popitem(last=False)
-        return vector
 
 
 def _shared(vector: np.ndarray) -> np.ndarray:
