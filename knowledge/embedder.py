@@ -31,6 +31,7 @@ class Embedder:
         # Recent query vectors: a customer message is embedded once per turn although retrieval, the escalation
         # policy and the grounding check all use it.
         self._recent: OrderedDict[str, np.ndarray] = OrderedDict()
+        self.max_recent = 2048
         self._pending: dict[str, Future[np.ndarray]] = {}  # prefetched, not done yet
         self._recent_lock = threading.Lock()
         # Concurrent single queries (the HTTP API's threads) are embedded together, in one batch.
@@ -101,7 +102,7 @@ class Embedder:
     def _remember(self, text: str, vector: np.ndarray) -> None:  # under _recent_lock
         self._recent[text] = vector
         self._recent.move_to_end(text)
-        if len(self._recent) > 2048:
+        if len(self._recent) > self.max_recent:
             self._recent.popitem(last=False)
 
 

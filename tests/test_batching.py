@@ -93,3 +93,13 @@ def test_submit_returns_a_future_and_the_embedder_prefetches_queries():
     while embedder._pending and time.monotonic() < deadline:
         time.sleep(0.01)
     assert not embedder._pending and "and nobody asks for this one" in embedder._recent  # nothing left pending
+
+
+def test_the_recent_queries_keep_the_newest():
+    from knowledge.embedder import Embedder
+
+    embedder = Embedder()
+    embedder.max_recent = 2
+    vectors = [embedder.embed_query(q) for q in ("one", "two", "three")]
+    assert list(embedder._recent) == ["two", "three"]
+    assert embedder.embed_query("three") is vectors[2] and embedder.embed_query("one") is not vectors[0]
