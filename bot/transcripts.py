@@ -5,10 +5,10 @@ The database is the only source of truth: every ``open()`` / ``get()`` reads the
 state set by one worker is seen by the next request on another. Its turns are read again only when the database
 says they changed (their number, or the conversation's ``updated_at``, which every write sets, differs from what
 this process last wrote or read); otherwise the process's copy serves, so a turn costs the same at the fiftieth
-message as at the first. Turns are numbered per conversation
-(``seq``, unique with the conversation id); two processes appending to one conversation at the same moment cannot
-both take a number, the second one retries with the next. Within a process, a lock per conversation orders its
-turns, as for the in-memory store.
+message as at the first. Turns are numbered per conversation (``seq``, unique with the conversation id); an append
+locks its conversation first, so two processes appending to one conversation take turns, and a number taken
+from an out-of-date copy fails on the unique index and is retried with the database's. Within a process, a lock
+per conversation orders its turns, as for the in-memory store.
 
 Each turn keeps what analytics need in columns (role, text, mode, time, latency, confidence, sentiment,
 escalation reason, feedback rating) and the rest (sources, the escalation event, feedback comment) as JSON.
@@ -146,12 +146,14 @@ class DatabaseSessions:
         for attempt in range(5):
             try:
                 with self.engine.begin() as conn:
-                    # The next number is the session's length, unless another process wrote meanwhile (then the
-                    # insert fails on the unique number, and the retry asks the database).
+                    # Touching the conversation first locks it (its row in PostgreSQL, the database in SQLite)
+                    # until this turn is in: other processes' appends to it wait, then see this turn.
+                    conn.execute(self._sql["touch"], {"cid": session.id, "at": turn.timestamp})
+                    # The next number is the session's length, unless another process wrote since it was read
+                    # (then the insert fails on the unique number, and the retry asks the database).
                     seq = len(session.turns) if attempt == 0 else \
                         conn.execute(self._sql["next_seq"], {"cid": session.id}).scalar_one()
                     conn.execute(self._sql["insert_turn"], {"conversation_id": session.id, "seq": seq, **row})
-                    conn.execute(self._sql["touch"], {"cid": session.id, "at": turn.timestamp})
                 break
             except IntegrityError:  # another process took this number: take the next
                 if attempt == 4:
