@@ -60,9 +60,9 @@ def make_settings(tmp: Path, demo_kb_path: Path, **server: Any):
                                  "max_message_chars": 500, **server})
 
 
-@pytest.fixture(scope="module")
-def api(tmp_path_factory, demo_kb_path) -> Iterator[tuple[str, Bot]]:
-    tmp = tmp_path_factory.mktemp("server")
+@contextlib.contextmanager
+def serving_bot(tmp: Path, demo_kb_path: Path) -> Iterator[tuple[str, Bot]]:
+    """The real bot (scripted language model) served on 127.0.0.1, once its models are loaded: (URL, bot)."""
     settings = make_settings(tmp, demo_kb_path)
     bot = Bot(settings=settings, generator=ScriptedGenerator(cite(1), chunks=None))
     with running(create_app(settings, bot=bot)) as url:
@@ -70,6 +70,12 @@ def api(tmp_path_factory, demo_kb_path) -> Iterator[tuple[str, Bot]]:
         while httpx.get(f"{url}/readyz").status_code != 200 and time.monotonic() < deadline:
             time.sleep(0.2)
         yield url, bot
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory, demo_kb_path) -> Iterator[tuple[str, Bot]]:
+    with serving_bot(tmp_path_factory.mktemp("server"), demo_kb_path) as served:
+        yield served
 
 
 def error_of(response: httpx.Response) -> dict[str, str]:

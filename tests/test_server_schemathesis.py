@@ -11,16 +11,11 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 
-from bot import Bot
-from bot.server import create_app
-from tests.test_engine import ScriptedGenerator, cite
-from tests.test_server import ADMIN, make_settings, running
+from tests.test_server import ADMIN, serving_bot
 
 pytestmark = pytest.mark.slow
 
@@ -32,12 +27,7 @@ def test_schemathesis_finds_no_server_error_and_no_undocumented_response(tmp_pat
     exe = shutil.which("schemathesis") or str(Path(sys.executable).with_name("schemathesis"))
     if not Path(exe).exists():
         pytest.skip("schemathesis is not installed (pip install 'supportbot[dev]')")
-    settings = make_settings(tmp_path, demo_kb_path)
-    bot = Bot(settings=settings, generator=ScriptedGenerator(cite(1), chunks=None))
-    with running(create_app(settings, bot=bot)) as url:
-        deadline = time.monotonic() + 120
-        while httpx.get(f"{url}/readyz").status_code != 200 and time.monotonic() < deadline:
-            time.sleep(0.2)
+    with serving_bot(tmp_path, demo_kb_path) as (url, _):
         run = subprocess.run(
             [exe, "run", f"{url}/openapi.json", "--header", f"Authorization: Bearer {ADMIN}", "--checks", CHECKS,
              "--phases", "examples,coverage,fuzzing", "--max-examples", "30", "--seed", "7", "--workers", "1",
