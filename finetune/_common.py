@@ -84,7 +84,6 @@ def run_faq_task(argv: list[str] | None, module: str, doc: str | None, options_c
     import shlex
     import sys
 
-    from bot.errors import SupportbotError
     from finetune.conversations import read_conversations
     from finetune.embedder import load_entries
 
