@@ -53,7 +53,11 @@ def fuse(dense: list[tuple[Record, float]], lexical: list[tuple[Record, float]],
          dense_weight: float, rrf_k: int = 60, support: int = 1) -> list[tuple[Candidate, float]]:
     """Entries ranked by ``method``, each with its calibrated score (best first)."""
     d_best, l_best = group_best(dense, support), group_best(lexical)
-    floor = min((s for _, s in d_best.values()), default=0.0)  # unseen by dense: at most the lowest seen
+    # An entry that only BM25 found has no variant among the dense candidates: each of its variants is at most
+    # as similar as the last candidate. (Not the lowest *entry* score: when the candidates all belong to one or
+    # two entries, as with an embedder fine-tuned on the FAQ, that is the best entry's own score, and every
+    # BM25-only entry would tie with it and win on its words.)
+    floor = min((s for _, s in dense), default=0.0)
     cands: dict[str, Candidate] = {}
     for eid, (rec, s) in d_best.items():
         cands[eid] = Candidate(eid, rec, dense=s)
