@@ -257,7 +257,8 @@ def train(entries: Sequence[FAQEntry], output: Path, options: EmbedderOptions,
     args = SentenceTransformerTrainingArguments(
         output_dir=str(output / "checkpoints"), num_train_epochs=options.epochs,
         per_device_train_batch_size=options.batch_size, learning_rate=options.learning_rate,
-        warmup_steps=options.warmup_ratio, seed=options.seed,  # a float < 1 is a ratio in transformers 5 save_strategy="no", report_to="none",
+        warmup_steps=options.warmup_ratio,  # a float < 1 is a ratio in transformers 5
+        seed=options.seed, save_strategy="no", report_to="none",
         logging_steps=10, disable_tqdm=False, use_cpu=not torch.cuda.is_available(),
         batch_sampler=functools.partial(_entry_batches, anchors, negatives))
     trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset,
