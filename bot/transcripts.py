@@ -118,6 +118,11 @@ class DatabaseSessions:
         # conversation id -> (its updated_at, its turns) as this process last wrote or read them
         self._known: OrderedDict[str, tuple[float, list[Turn]]] = OrderedDict()
         self._known_lock = threading.Lock()
+        # SQLite takes one writer at a time, and a writer that finds the database locked sleeps in its busy
+        # handler (1, 2, 5, ... up to 100 ms a nap) whether or not the lock is freed meanwhile: under the HTTP
+        # API's concurrent turns those naps made the slowest requests. This process's writers queue on a lock
+        # instead; the busy handler is left to writers in other processes.
+        self._write_lock: Any = threading.Lock() if self.is_sqlite else contextlib.nullcontext()
 
     # --- SessionStore -------------------------------------------------------------------------------------------
     def get(self, session_id: str | None) -> Session:
@@ -145,7 +150,7 @@ class DatabaseSessions:
         row = _columns(turn)
         for attempt in range(5):
             try:
-                with self.engine.begin() as conn:
+                with self._writing() as conn:
                     # Touching the conversation first locks it (its row in PostgreSQL, the database in SQLite)
                     # until this turn is in: other processes' appends to it wait, then see this turn.
                     conn.execute(self._sql["touch"], {"cid": session.id, "at": turn.timestamp})
@@ -166,7 +171,7 @@ class DatabaseSessions:
 
         c = self.t["conversations"]
         now = time.time()
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             conn.execute(update(c).where(c.c.id == session.id).values(state=state, updated_at=now))
         session.state = state
         self._remember(session.id, now, session.turns)
@@ -178,7 +183,7 @@ class DatabaseSessions:
         turn = Turn(old.role, old.text, old.mode, old.timestamp, {**old.data, **data})
         t, c = self.t["turns"], self.t["conversations"]
         now = time.time()
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             conn.execute(update(t).where(t.c.conversation_id == session.id, t.c.seq == index)
                          .values(**_columns(turn)))
             conn.execute(update(c).where(c.c.id == session.id).values(updated_at=now))  # others re-read
@@ -188,14 +193,14 @@ class DatabaseSessions:
     def reset(self, session_id: str) -> None:
         from sqlalchemy import delete
 
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             conn.execute(delete(self.t["turns"]).where(self.t["turns"].c.conversation_id == session_id))
             conn.execute(delete(self.t["conversations"]).where(self.t["conversations"].c.id == session_id))
         self._forget(session_id)
 
     def log_unanswered(self, session_id: str, question: str, best_entry: str | None, best_score: float | None
                        ) -> None:
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             conn.execute(self.t["unanswered"].insert().values(ts=time.time(), conversation_id=session_id,
                                                               question=question, best_entry=best_entry,
                                                               best_score=best_score))
@@ -204,6 +209,12 @@ class DatabaseSessions:
         self.engine.dispose()
 
     # --- internals ----------------------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[Any]:
+        """A write transaction (committed at the end), one at a time in this process on SQLite."""
+        with self._write_lock, self.engine.begin() as conn:
+            yield conn
+
     def _lock(self, sid: str) -> threading.Lock:
         with self._locks_guard:
             return self._locks.setdefault(sid, threading.Lock())
@@ -223,7 +234,7 @@ class DatabaseSessions:
             return
         now = time.time()
         try:
-            with self.engine.begin() as conn:
+            with self._writing() as conn:
                 conn.execute(self.t["conversations"].insert().values(id=sid, state="bot", created_at=now,
                                                                      updated_at=now))
         except IntegrityError:  # created by another process meanwhile
