@@ -99,6 +99,11 @@ class Embedder:
             if not failed:
                 self._remember(text, future.result())
 
+    def forget_recent(self) -> None:
+        """Drop the recent queries' vectors (benchmarks: the next query is embedded, as a new question is)."""
+        with self._recent_lock:
+            self._recent.clear()
+
     def _remember(self, text: str, vector: np.ndarray) -> None:  # under _recent_lock
         self._recent[text] = vector
         self._recent.move_to_end(text)

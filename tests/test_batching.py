@@ -103,3 +103,5 @@ def test_the_recent_queries_keep_the_newest():
     vectors = [embedder.embed_query(q) for q in ("one", "two", "three")]
     assert list(embedder._recent) == ["two", "three"]
     assert embedder.embed_query("three") is vectors[2] and embedder.embed_query("one") is not vectors[0]
+    embedder.forget_recent()
+    assert not embedder._recent and embedder.embed_query("three") is not vectors[2]  # embedded again
