@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
@@ -16,6 +17,8 @@ from knowledge.lexical import FILTER_KEYS, Bm25Index
 from knowledge.loaders import DEFAULT_IGNORE, ColumnMapping, LoadedFile, iter_files, load_file
 from knowledge.schema import Document, FAQEntry, Hit, IngestReport, InvalidRecord, content_hash
 from knowledge.store import ChromaStore, Record
+
+RECENT_RECORDS = 4096  # records of top hits kept in memory (see KnowledgeBase._fetch)
 
 Progress = Callable[[int, int], None]  # (done, total) records embedded
 
@@ -108,6 +111,9 @@ class KnowledgeBase:
         self._bm25: Bm25Index | None = None
         self._bm25_checked = 0.0
         self._lock = threading.RLock()
+        # records of recent top hits, valid while the store's revision is the one they were read at
+        self._records: tuple[str | None, OrderedDict[str, Record]] = (None, OrderedDict())
+        self._records_lock = threading.Lock()
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> "KnowledgeBase":
@@ -359,11 +365,33 @@ class KnowledgeBase:
         ranked = fuse(dense, lexical, method, ks.dense_weight, support=ks.variant_support)[:k]  # type: ignore[arg-type]
         stubs = [c.record.id for c, _ in ranked if c.record.metadata.get("stub")]
         if stubs:
-            fetched = {r.id: r for r in store.get(ids=stubs)}
+            fetched = self._fetch(store, index.revision, stubs)
             ranked = [(c, score) for c, score in ranked if c.record.id in fetched or not c.record.metadata.get("stub")]
             for c, _ in ranked:
                 c.record = fetched.get(c.record.id, c.record)
         return [record_to_hit(c.record, score) for c, score in ranked]
+
+    def _fetch(self, store: ChromaStore, revision: str | None, ids: list[str]) -> dict[str, Record]:
+        """Records by id, the recently returned ones from memory: a small knowledge base answers most questions
+        from a few entries, and reading them from Chroma cost a third of a search. Forgotten when the store's
+        revision changes (this process's writes at once, other processes' within the BM25 check's second)."""
+        with self._records_lock:
+            if self._records[0] != revision:
+                self._records = (revision, OrderedDict())
+            cache = self._records[1]
+            found = {i: cache[i] for i in ids if i in cache}
+            for i in found:
+                cache.move_to_end(i)
+        missing = [i for i in ids if i not in found]
+        if missing:
+            read = store.get(ids=missing)
+            found.update((r.id, r) for r in read)
+            with self._records_lock:
+                if self._records[1] is cache:
+                    cache.update((r.id, r) for r in read)
+                    while len(cache) > RECENT_RECORDS:
+                        cache.popitem(last=False)
+        return found
 
     def as_langchain_retriever(self, k: int | None = None, filters: dict[str, Any] | None = None) -> Any:
         """A langchain-core ``BaseRetriever`` yielding ``Document``s with the hits' metadata."""

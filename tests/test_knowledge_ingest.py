@@ -657,6 +657,20 @@ def test_bm25_index_is_persisted_and_shared(tmp_path: Path) -> None:
     assert kb3.stats()["collection"] == "helpdesk" and kb3.stats()["entries"] == 2
 
 
+def test_a_changed_answer_is_returned_after_the_top_hits_were_kept_in_memory(tmp_path: Path) -> None:
+    kb1 = KnowledgeBase(path=tmp_path / "kb")
+    wifi = {"id": "wifi", "question": "Is there free wifi in the store?", "answer": "Yes, it is free."}
+    kb1.add([wifi])
+    kb2 = KnowledgeBase(path=tmp_path / "kb")  # another worker on the same store
+    for kb in (kb1, kb2):
+        assert kb.search("wifi in the store", k=1)[0].text == "Yes, it is free."
+        assert kb.search("wifi in the store", k=1)[0].text == "Yes, it is free."  # now from memory
+    kb1.add([{**wifi, "answer": "Yes, ask for the password at the till."}])
+    assert kb1.search("wifi in the store", k=1)[0].text == "Yes, ask for the password at the till."  # at once
+    time.sleep(1.1)  # other objects re-check the store's revision at most once a second
+    assert kb2.search("wifi in the store", k=1)[0].text == "Yes, ask for the password at the till."
+
+
 # --- 10. embedding-model mismatch ----------------------------------------------------------------------------
 
 
