@@ -23,10 +23,8 @@ import csv
 import json
 import os
 import random
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))

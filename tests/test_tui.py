@@ -11,7 +11,6 @@ import threading
 from pathlib import Path
 from typing import Any, Callable
 
-import pytest
 from textual.widgets import Markdown
 
 from bot import Bot, load_settings
