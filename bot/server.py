@@ -455,14 +455,12 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None, 
             if metrics_dir:
                 shutil.rmtree(metrics_dir, ignore_errors=True)
     else:  # no access log: its lines carry query strings (customer text); the app logs route templates instead
-        uvicorn.run(create_app(settings, freeze_gc=True), host=host or settings.server.host, port=port or settings.server.port,
-                    log_level="info", access_log=False)
+        uvicorn.run(create_app(settings, freeze_gc=True), host=host or settings.server.host,
+                    port=port or settings.server.port, log_level="info", access_log=False)
 
 
 def log_to_stderr() -> None:
     """The request lines and the bot's warnings to stderr, beside uvicorn's own (``supportbot serve``)."""
-    import logging
-
     logger = logging.getLogger("supportbot")
     if not logger.handlers:
         handler = logging.StreamHandler()

@@ -21,9 +21,9 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
-from collections import OrderedDict
 import time
 import uuid
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -181,12 +181,12 @@ class DatabaseSessions:
 
         old = session.turns[index]  # replaced, not changed: other sessions and this process's copy share it
         turn = Turn(old.role, old.text, old.mode, old.timestamp, {**old.data, **data})
-        t, c = self.t["turns"], self.t["conversations"]
+        t = self.t["turns"]
         now = time.time()
         with self._writing() as conn:
             conn.execute(update(t).where(t.c.conversation_id == session.id, t.c.seq == index)
                          .values(**_columns(turn)))
-            conn.execute(update(c).where(c.c.id == session.id).values(updated_at=now))  # others re-read
+            conn.execute(self._sql["touch"], {"cid": session.id, "at": now})  # others re-read
         session.turns[index] = turn
         self._remember(session.id, now, session.turns)
 

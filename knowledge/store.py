@@ -120,8 +120,7 @@ class ChromaStore:
         include = ["metadatas", "documents"] if with_text else ["metadatas"]
         res = self._col.get(ids=list(ids) if ids is not None else None, where=where, include=include)
         docs = res.get("documents") or [""] * len(res["ids"])
-        return [Record(id=i, entry_id=str(m.get("entry_id", "")), text=d or "", metadata=dict(m))
-                for i, m, d in zip(res["ids"], res["metadatas"], docs)]
+        return [_record(i, m, d) for i, m, d in zip(res["ids"], res["metadatas"], docs)]
 
     def iter_all(self, batch: int = 5000) -> Iterator[Record]:
         offset = 0
@@ -130,7 +129,7 @@ class ChromaStore:
             if not res["ids"]:
                 return
             for i, m, d in zip(res["ids"], res["metadatas"], res["documents"]):
-                yield Record(id=i, entry_id=str(m.get("entry_id", "")), text=d or "", metadata=dict(m))
+                yield _record(i, m, d)
             offset += len(res["ids"])
 
     def query_ids(self, vector: np.ndarray, n: int, where: dict[str, Any] | None = None) -> list[tuple[str, float]]:
@@ -173,3 +172,9 @@ class ChromaStore:
         self._client.delete_collection(self.name)
         meta = {"hnsw:space": "cosine", "supportbot_schema": SCHEMA_VERSION, "embedding_model": embedding_model}
         self._col = self._client.create_collection(self.name, embedding_function=None, metadata=meta)
+
+
+def _record(record_id: str, metadata: Any, document: str | None) -> Record:
+    """A record as Chroma returns it: the entry id travels in the metadata."""
+    return Record(id=record_id, entry_id=str(metadata.get("entry_id", "")), text=document or "",
+                  metadata=dict(metadata))
