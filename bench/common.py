@@ -49,7 +49,7 @@ def tuning_split(train: dict[str, list[str]], share: float = 0.2, seed: int = 99
     for intent, texts in train.items():
         texts = list(texts)
         rng.shuffle(texts)
-        n = max(1, round(len(texts) * share))
+        n = min(len(texts) - 1, max(1, round(len(texts) * share)))  # an intent keeps a training text
         tune.extend((t, intent) for t in texts[:n])
         rest[intent] = texts[n:]
     return rest, tune
