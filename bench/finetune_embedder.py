@@ -36,7 +36,8 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--tune", action="store_true",
                    help="train on 80%% of the 80%% split, measure on its other 20%% (the dev split is not used)")
-    p.add_argument("--out", default="finetune_embedder", help="results file name in bench/results")
+    p.add_argument("--out", default=None, help="results file name in bench/results (default: finetune_embedder, "
+                   "or finetune_embedder_tune with --tune)")
     args = p.parse_args()
     import torch
 
@@ -65,7 +66,7 @@ def main() -> None:
     print(f"top-1 {b['top1']:.4f} -> {a['top1']:.4f} ({100 * (a['top1'] - b['top1']):+.2f} points); "
           f"recall@3 {b['recall_at_3']:.4f} -> {a['recall_at_3']:.4f}; training {meta['train_seconds']:.0f} s, "
           f"whole run {meta['wall_seconds']:.0f} s")
-    print("wrote", save(args.out, meta))
+    print("wrote", save(args.out or ("finetune_embedder_tune" if args.tune else "finetune_embedder"), meta))
 
 
 if __name__ == "__main__":
