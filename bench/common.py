@@ -39,22 +39,6 @@ def banking77_split(seed: int = 13, dev_share: float = 0.2) -> tuple[dict[str, l
     return train, dev
 
 
-def tuning_split(train: dict[str, list[str]], share: float = 0.2, seed: int = 99
-                 ) -> tuple[dict[str, list[str]], list[tuple[str, str]]]:
-    """A tuning split carved from the training split (``share`` of each intent), so that options can be chosen
-    without looking at the dev split they are reported on: ({intent: remaining texts}, [(text, intent)])."""
-    rng = random.Random(seed)
-    rest: dict[str, list[str]] = {}
-    tune: list[tuple[str, str]] = []
-    for intent, texts in train.items():
-        texts = list(texts)
-        rng.shuffle(texts)
-        n = min(len(texts) - 1, max(1, round(len(texts) * share)))  # an intent keeps a training text
-        tune.extend((t, intent) for t in texts[:n])
-        rest[intent] = texts[n:]
-    return rest, tune
-
-
 def banking77_entries(train: dict[str, list[str]]) -> list[dict]:
     return [{"id": intent, "questions": texts, "answer": f"(curated answer for {intent.replace('_', ' ')})",
              "category": "banking"} for intent, texts in train.items()]

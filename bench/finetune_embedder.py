@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from bench.common import banking77_entries, banking77_split, save, tuning_split  # noqa: E402
+from bench.common import banking77_entries, banking77_split, save  # noqa: E402
 
 
 def main() -> None:
@@ -42,15 +42,15 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(os.cpu_count() or 2)
-    from finetune.embedder import EmbedderOptions, train
+    from finetune.embedder import EmbedderOptions, split_variants, train
     from knowledge.schema import FAQEntry
 
     train_split, dev = banking77_split()
-    data_note = "BANKING77 80% split (seed 13)"
-    if args.tune:
-        train_split, dev = tuning_split(train_split)
-        data_note = "BANKING77 80% split (seed 13), less its 20% tuning split (seed 99), measured on the tuning split"
     entries = [FAQEntry(**e) for e in banking77_entries(train_split)]
+    data_note = "BANKING77 80% split (seed 13)"
+    if args.tune:  # the fine-tuning script's own hold-out, on the training entries only
+        entries, dev = split_variants(entries, 0.2, seed=99)
+        data_note = "BANKING77 80% split (seed 13), less its 20% tuning split (seed 99), measured on the tuning split"
     options = EmbedderOptions()
     changes = {k: v for k, v in (("hard_negatives", args.hard_negatives), ("learning_rate", args.learning_rate),
                                  ("epochs", args.epochs)) if v is not None}

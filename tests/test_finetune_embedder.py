@@ -60,17 +60,6 @@ def test_split_keeps_a_variant_of_every_entry_in_training():
         assert query not in next(e for e in train_entries if e.id == entry_id).questions
 
 
-def test_the_benchmark_tuning_split_is_carved_from_the_training_texts_only():
-    from bench.common import tuning_split
-
-    train = {"a": [f"a{i}" for i in range(10)], "b": ["b0", "b1"], "c": ["c0"]}
-    rest, tune = tuning_split(train)
-    assert sorted(rest["a"] + [t for t, i in tune if i == "a"]) == sorted(train["a"])  # a partition of each intent
-    assert len([t for t, i in tune if i == "a"]) == 2 and len(rest["b"]) == 1
-    assert rest["c"] == ["c0"]  # a single text stays in training
-    assert tuning_split(train) == (rest, tune)  # fixed seed
-
-
 def test_rows_pair_variants_of_one_entry_with_the_closest_other_entry(tiny_model):
     from sentence_transformers import SentenceTransformer
 
