@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import csv
 import json
-import random
 import statistics
 import sys
-from collections import defaultdict
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -23,20 +20,9 @@ def require(path: Path) -> Path:
 
 def banking77_split(seed: int = 13, dev_share: float = 0.2) -> tuple[dict[str, list[str]], list[tuple[str, str]]]:
     """BANKING77 train.csv split 80/20 per intent with a fixed seed: ({intent: train texts}, [(text, intent)])."""
-    by_intent: dict[str, list[str]] = defaultdict(list)
-    with require(SHARED / "banking77" / "train.csv").open(newline="", encoding="utf-8") as f:
-        for row in csv.DictReader(f):
-            by_intent[row["category"]].append(row["text"].strip())
-    rng = random.Random(seed)
-    train: dict[str, list[str]] = {}
-    dev: list[tuple[str, str]] = []
-    for intent in sorted(by_intent):
-        texts = list(dict.fromkeys(by_intent[intent]))  # drop exact duplicates
-        rng.shuffle(texts)
-        n_dev = max(1, round(len(texts) * dev_share))
-        dev.extend((t, intent) for t in texts[:n_dev])
-        train[intent] = texts[n_dev:]
-    return train, dev
+    from finetune._common import banking77_split as split
+
+    return split(require(SHARED / "banking77" / "train.csv"), seed, dev_share)
 
 
 def banking77_entries(train: dict[str, list[str]]) -> list[dict]:
