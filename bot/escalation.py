@@ -106,14 +106,7 @@ class ExampleSet:
             except (OSError, ValueError):
                 pass
         vectors = self._embedder.embed(self.texts)
-        try:  # atomic: a concurrent reader never sees half a file
-            self._cache_dir.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self._cache_dir, suffix=".npy.tmp")
-            with os.fdopen(fd, "wb") as f:
-                np.save(f, vectors)
-            os.replace(tmp, path)
-        except OSError:
-            pass
+        _save_atomically(path, vectors)
         return vectors
 
     def best(self, vector: np.ndarray) -> tuple[float, str]:
@@ -216,6 +209,19 @@ class EscalationPolicy:
             if streak >= s.fallback_streak:
                 return Decision("repeated_failure", f"{streak} answers in a row without an answer (fallback)")
         return None
+
+
+def _save_atomically(path: Path, array: np.ndarray) -> None:
+    """Write ``array`` to ``path`` so that a concurrent reader never sees half a file; a cache, so a failure to
+    write is not an error."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npy.tmp")
+        with os.fdopen(fd, "wb") as f:
+            np.save(f, array)
+        os.replace(tmp, path)
+    except OSError:
+        pass
 
 
 _CLAUSE_BREAK = re.compile(r"(?<=[.!?;])\s+|,\s*|\s+(?:but|and|so|because)\s+", re.IGNORECASE)
