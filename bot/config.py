@@ -171,7 +171,11 @@ class EscalationSettings(_Section):
     topics: dict[str, list[str]] = Field(default_factory=dict,
                                          description="Custom topics: name -> example messages.")
     topic_min_similarity: float = Field(0.6, ge=0.0, le=1.0,
-                                        description="Similarity to a topic example needed.")
+                                        description="Similarity to a topic example needed (topics without "
+                                                    "counter-examples: all but the built-in fraud).")
+    topic_min_probability: float = Field(0.9, ge=0.0, le=1.0,
+                                         description="Probability of being on the topic needed, for a topic with "
+                                                     "counter-examples (the built-in fraud topic).")
     # low_confidence
     low_confidence: bool = Field(False, description="Rule: hand over instead of any fallback answer.")
     # delivery

@@ -5,8 +5,10 @@ Rules (each switchable in ``[escalation]``), checked in this order:
 * ``customer_request``  - the message is closer to an example request for a person (shipped examples from
   Bitext's ``contact_human_agent`` plus hand-written ones, and any in ``request_examples``) than to any example
   of an ordinary request, and similar enough to it (``request_min_similarity``);
-* ``sensitive_topic``   - the message is close to an example of a configured topic (legal threat, fraud, ...):
-  a topic is the company's deliberate choice, so it wins even over an ordinary request it resembles (with
+* ``sensitive_topic``   - the message is on a configured topic (legal threat, fraud, ...): close to one of its
+  examples, or, for a topic with counter-examples (the built-in ``fraud``: BANKING77's fraud intents against
+  its other intents and Bitext's ordinary requests), judged on the topic by a classifier fitted on the two. A
+  topic is the company's deliberate choice, so it wins even over an ordinary request it resembles (with
   ``account_closure`` on, "delete my account" goes to a person);
 * ``negative_sentiment`` - very negative or angry now, or negative in N of the last M customer turns;
 * ``repeated_failure``  - the customer repeats an earlier question, or (after answering) the bot would give
@@ -35,6 +37,7 @@ from bot.types import Sentiment
 
 DATA_DIR = Path(__file__).parent / "data" / "escalation"
 
+# Hand-written examples of each built-in topic (``Topic.builtin`` adds the shipped files below).
 BUILTIN_TOPICS: dict[str, list[str]] = {
     "legal_threat": [
         "I'm going to sue you", "I will take legal action against your company", "my lawyer will contact you",
@@ -61,7 +64,28 @@ BUILTIN_TOPICS: dict[str, list[str]] = {
     ],
 }
 
+# Built-in topics with more examples and with counter-examples, from files (finetune/escalation_examples.py).
+TOPIC_FILES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "fraud": (("fraud_banking77.txt",), ("ordinary_request.txt", "not_fraud_banking77.txt")),
+}
+
 _WORD = re.compile(r"\w+")
+
+
+@dataclasses.dataclass(frozen=True)
+class Topic:
+    """A sensitive topic: example messages and, optionally, counter-examples (messages that resemble the topic
+    but are not on it, e.g. "Why was I charged a fee on my card?" for fraud). With counter-examples a classifier
+    decides; without, the similarity to the closest example."""
+
+    examples: tuple[str, ...]
+    counter_examples: tuple[str, ...] = ()
+
+    @classmethod
+    def builtin(cls, name: str) -> "Topic":
+        examples, counter = TOPIC_FILES.get(name, ((), ()))
+        return cls(tuple(BUILTIN_TOPICS[name]) + tuple(t for f in examples for t in read_examples(DATA_DIR / f)),
+                   tuple(t for f in counter for t in read_examples(DATA_DIR / f)))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,11 +117,15 @@ class ExampleSet:
             self._vectors = self._load()
         return self._vectors
 
+    @property
+    def digest(self) -> str:
+        """Names the texts and the embedding model: the cache key of the vectors (and of what is fitted on them)."""
+        return hashlib.sha256("\n".join([self._embedder.model_ref, *self.texts]).encode()).hexdigest()[:24]
+
     def _load(self) -> np.ndarray:
         if not self.texts:
             return np.zeros((0, 1), dtype=np.float32)
-        digest = hashlib.sha256("\n".join([self._embedder.model_ref, *self.texts]).encode()).hexdigest()[:24]
-        path = self._cache_dir / f"{digest}.npy"
+        path = self._cache_dir / f"{self.digest}.npy"
         if path.is_file():
             try:
                 vectors = np.load(path)
@@ -118,6 +146,56 @@ class ExampleSet:
         return float(sims[i]), self.texts[i]
 
 
+class TopicClassifier:
+    """Logistic regression on the embeddings: a topic's examples against its counter-examples (classes weighted
+    to balance, ``C`` = 16, chosen on a tuning split of BANKING77: bench/escalation.py --tune). Fitted once per
+    embedding model and example set, then cached on disk (a few hundred bytes) and shared in the process."""
+
+    _fitted: dict[str, tuple[np.ndarray, float]] = {}
+    _fit_lock = threading.Lock()
+
+    def __init__(self, examples: ExampleSet, counter_examples: ExampleSet, cache_dir: Path, C: float = 16.0) -> None:
+        self.C = C
+        self.examples = examples
+        self.counter_examples = counter_examples
+        self._cache_dir = Path(cache_dir) / "escalation"
+        self._weights: tuple[np.ndarray, float] | None = None
+
+    @property
+    def weights(self) -> tuple[np.ndarray, float]:
+        if self._weights is None:
+            key = hashlib.sha256(f"{self.examples.digest} {self.counter_examples.digest} C={self.C}".encode())
+            self._weights = self._load_or_fit(key.hexdigest()[:24])
+        return self._weights
+
+    def _load_or_fit(self, key: str) -> tuple[np.ndarray, float]:
+        with self._fit_lock:
+            if key not in self._fitted:
+                path = self._cache_dir / f"topic-{key}.npy"
+                try:
+                    w = np.load(path)
+                except (OSError, ValueError):
+                    w = self._fit()
+                    _save_atomically(path, w)
+                self._fitted[key] = (w[:-1], float(w[-1]))
+            return self._fitted[key]
+
+    def _fit(self) -> np.ndarray:
+        from sklearn.linear_model import LogisticRegression
+
+        pos, neg = self.examples.vectors, self.counter_examples.vectors
+        x = np.vstack([pos, neg])
+        y = np.r_[np.ones(len(pos)), np.zeros(len(neg))]
+        model = LogisticRegression(C=self.C, class_weight="balanced", max_iter=2000).fit(x, y)
+        return np.r_[model.coef_[0], model.intercept_[0]].astype(np.float32)
+
+    def probability(self, vectors: Sequence[np.ndarray]) -> float:
+        """The highest probability, over ``vectors`` (a message and its clauses), of being on the topic."""
+        w, b = self.weights
+        logit = float(np.clip((np.stack(vectors) @ w + b).max(), -50.0, 50.0))
+        return 1.0 / (1.0 + np.exp(-logit))
+
+
 class EscalationPolicy:
     """Decides, turn by turn, whether to hand the conversation to a human."""
 
@@ -127,14 +205,19 @@ class EscalationPolicy:
         requests = read_examples(DATA_DIR / "customer_request.txt") + list(settings.request_examples)
         self.requests = ExampleSet(requests, embedder, cache_dir)
         self.ordinary = ExampleSet(read_examples(DATA_DIR / "ordinary_request.txt"), embedder, cache_dir)
-        topics = {**BUILTIN_TOPICS, **settings.topics}
+        topics = {**{name: Topic.builtin(name) for name in BUILTIN_TOPICS if name in settings.sensitive_topics},
+                  **{name: Topic(tuple(examples)) for name, examples in settings.topics.items()}}
         unknown = [t for t in settings.sensitive_topics if t not in topics]
         if unknown:
             from bot.errors import ConfigError
 
             raise ConfigError(f"escalation.sensitive_topics: unknown topic(s) {', '.join(unknown)}; built in: "
                               f"{', '.join(BUILTIN_TOPICS)}; define others in [escalation.topics]")
-        self.topics = {name: ExampleSet(topics[name], embedder, cache_dir) for name in settings.sensitive_topics}
+        self.topics = {name: ExampleSet(topics[name].examples, embedder, cache_dir)
+                       for name in settings.sensitive_topics}
+        self.classifiers = {name: TopicClassifier(self.topics[name], ExampleSet(topics[name].counter_examples,
+                                                                                embedder, cache_dir), cache_dir)
+                            for name in settings.sensitive_topics if topics[name].counter_examples}
         self._lock = threading.Lock()
         self._ready = False
 
@@ -144,6 +227,8 @@ class EscalationPolicy:
                 self.embedder.warm_up()
                 for examples in (self.requests, self.ordinary, *self.topics.values()):
                     examples.vectors  # noqa: B018 - embeds (or loads from cache) now
+                for classifier in self.classifiers.values():
+                    classifier.weights  # noqa: B018 - fits (or loads from cache) now
                 self._ready = True
         return self
 
@@ -169,8 +254,15 @@ class EscalationPolicy:
             return None
         for name, examples in self.topics.items():
             score, example = max((examples.best(v) for v in vectors), key=lambda pair: pair[0])
-            if score >= s.topic_min_similarity:
-                return Decision("sensitive_topic", f"{name} (similarity {score:.2f} to \"{example}\")")
+            classifier = self.classifiers.get(name)
+            if classifier is None:
+                if score >= s.topic_min_similarity:
+                    return Decision("sensitive_topic", f"{name} (similarity {score:.2f} to \"{example}\")")
+            else:
+                p = classifier.probability(vectors)
+                if p >= s.topic_min_probability:
+                    return Decision("sensitive_topic", f"{name} (probability {p:.2f}; closest example "
+                                                       f"\"{example}\", similarity {score:.2f})")
         if s.negative_sentiment and sentiment is not None:
             negative = sentiment.scores.get("negative", 1.0 if sentiment.label == "negative" else 0.0)
             if negative >= s.very_negative:

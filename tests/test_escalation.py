@@ -210,6 +210,36 @@ def test_sensitive_topics_hand_over(demo_kb_path, tmp_path, message, topic):
     assert reply.escalation.reason == "sensitive_topic" and reply.escalation.detail.startswith(topic)
 
 
+@pytest.mark.parametrize("message", [
+    "someone took money out of my account", "my card details were stolen and used online",
+    "I don't recognise a payment on my card", "a cash withdrawal I never made shows up on my statement",
+])
+def test_fraud_is_recognised_in_other_words(demo_kb_path, tmp_path, message):
+    """The built-in fraud topic is a classifier (examples against counter-examples), not a similarity bar."""
+    bot = make_bot(demo_kb_path, tmp_path, ForbiddenGenerator(), FixedSentiment())
+    reply = bot.chat(message, "s")
+    assert reply.mode == "handoff" and reply.escalation.reason == "sensitive_topic", reply
+    assert reply.escalation.detail.startswith("fraud (probability ")
+
+
+@pytest.mark.parametrize("message", [
+    # each was handed over as fraud by the similarity rule (0.63 / 0.64 / 0.69 to a fraud example)
+    "When will my card be charged?", "Where is my card number saved?", "My account is locked",
+    "Why was I charged a fee for my card payment?", "my card payment was declined",
+])
+def test_payment_questions_that_resemble_fraud_are_answered(demo_kb_path, tmp_path, message):
+    bot = make_bot(demo_kb_path, tmp_path, sentiment=FixedSentiment())
+    reply = bot.chat(message, "s")
+    assert reply.mode != "handoff", reply.escalation
+
+
+def test_a_topic_defined_in_config_replaces_the_built_in_one(demo_kb_path, tmp_path):
+    bot = make_bot(demo_kb_path, tmp_path, ForbiddenGenerator(), FixedSentiment(),
+                   topics={"fraud": ["my card was cloned"]})
+    assert bot.policy.classifiers == {}
+    assert bot.chat("I think my card was cloned", "s").escalation.detail.startswith("fraud (similarity ")
+
+
 def test_topics_are_configurable(demo_kb_path, tmp_path):
     message = "How do I delete my account?"
     assert make_bot(demo_kb_path, tmp_path, sentiment=FixedSentiment()).chat(message, "a").mode == "faq"
@@ -398,11 +428,30 @@ def test_summary_without_sentiment_or_answers():
                                  "Handed over: customer_request: asked for a person"]
 
 
-def test_policy_example_embeddings_are_cached_on_disk(tmp_path):
+def test_policy_example_embeddings_are_cached_on_disk(tmp_path, monkeypatch):
+    from bot.escalation import TopicClassifier
     from knowledge.embedder import Embedder
 
+    monkeypatch.setattr(TopicClassifier, "_fitted", {})  # as in a new process
     settings = load_settings().escalation
     policy = EscalationPolicy(settings, Embedder(), tmp_path).warm_up()
-    cached = list((tmp_path / "escalation").glob("*.npy"))
-    assert len(cached) == 2 + len(settings.sensitive_topics)
+    cached = sorted(p.name for p in (tmp_path / "escalation").glob("*.npy"))
+    # requests, ordinary requests, each topic's examples, fraud's counter-examples; fraud's fitted classifier
+    assert len(cached) == 2 + len(settings.sensitive_topics) + 2
+    assert sum(name.startswith("topic-") for name in cached) == 1
     assert policy.requests.vectors.shape[0] == len(policy.requests.texts)
+
+
+def test_the_fitted_topic_classifier_is_reused_not_refitted(tmp_path, monkeypatch):
+    from bot.escalation import TopicClassifier
+    from knowledge.embedder import Embedder
+
+    monkeypatch.setattr(TopicClassifier, "_fitted", {})  # fits here, writes to this cache
+    settings = load_settings().escalation
+    first = EscalationPolicy(settings, Embedder(), tmp_path).warm_up()
+    message = [first.embedder.embed_query("someone used my card without asking me")]
+    p = first.classifiers["fraud"].probability(message)
+    monkeypatch.setattr(TopicClassifier, "_fitted", {})  # a new process: only the disk cache is left
+    monkeypatch.setattr(TopicClassifier, "_fit", lambda self: pytest.fail("refitted"))
+    second = EscalationPolicy(settings, Embedder(), tmp_path).warm_up()
+    assert second.classifiers["fraud"].probability(message) == pytest.approx(p)
