@@ -126,7 +126,7 @@ def tune_fraud(embedder, cache_dir: Path) -> dict:
     """C and threshold of the fraud classifier, on 20% of BANKING77's 80% split; the dev split is not read."""
     import numpy as np
 
-    from bot.escalation import BUILTIN_TOPICS, DATA_DIR, ExampleSet, TopicClassifier, clauses, read_examples
+    from bot.escalation import BUILTIN_TOPICS, DATA_DIR, ExampleSet, TopicClassifier, message_vectors, read_examples
     from finetune._common import banking77_split, stratified_split
     from finetune.escalation_examples import FRAUD_BORDERLINE, FRAUD_INTENTS
 
@@ -135,11 +135,10 @@ def tune_fraud(embedder, cache_dir: Path) -> dict:
     fit_rows, held = stratified_split(rows, 0.2, 99, key=lambda row: row[1])
     examples = ExampleSet(BUILTIN_TOPICS["fraud"] + [t for t, i in fit_rows if i in FRAUD_INTENTS], embedder,
                           cache_dir)
-    counter = ExampleSet(read_examples(DATA_DIR / "ordinary_request.txt")
-                         + [t for t, i in fit_rows if i not in FRAUD_INTENTS + FRAUD_BORDERLINE], embedder, cache_dir)
+    counter = [ExampleSet(read_examples(DATA_DIR / "ordinary_request.txt"), embedder, cache_dir),
+               ExampleSet([t for t, i in fit_rows if i not in FRAUD_INTENTS + FRAUD_BORDERLINE], embedder, cache_dir)]
     groups = fraud_groups([i for _, i in held])
-    vectors = [[embedder.embed_query(t), *embedder.embed(clauses(t))] if clauses(t) else [embedder.embed_query(t)]
-               for t, _ in held]
+    vectors = [message_vectors(embedder, t) for t, _ in held]
     grid = []
     for c in (1.0, 4.0, 16.0):
         classifier = TopicClassifier(examples, counter, cache_dir, C=c)

@@ -74,18 +74,18 @@ _WORD = re.compile(r"\w+")
 
 @dataclasses.dataclass(frozen=True)
 class Topic:
-    """A sensitive topic: example messages and, optionally, counter-examples (messages that resemble the topic
-    but are not on it, e.g. "Why was I charged a fee on my card?" for fraud). With counter-examples a classifier
-    decides; without, the similarity to the closest example."""
+    """A sensitive topic: example messages and, optionally, shipped files of counter-examples (messages that
+    resemble the topic but are not on it, e.g. "Why was I charged a fee on my card?" for fraud). With
+    counter-examples a classifier decides; without, the similarity to the closest example."""
 
     examples: tuple[str, ...]
-    counter_examples: tuple[str, ...] = ()
+    counter_files: tuple[str, ...] = ()
 
     @classmethod
     def builtin(cls, name: str) -> "Topic":
         examples, counter = TOPIC_FILES.get(name, ((), ()))
         return cls(tuple(BUILTIN_TOPICS[name]) + tuple(t for f in examples for t in read_examples(DATA_DIR / f)),
-                   tuple(t for f in counter for t in read_examples(DATA_DIR / f)))
+                   counter)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -156,18 +156,19 @@ class TopicClassifier:
     _fitted: dict[str, tuple[np.ndarray, float]] = {}
     _fit_lock = threading.Lock()
 
-    def __init__(self, examples: ExampleSet, counter_examples: ExampleSet, cache_dir: Path, C: float = 16.0) -> None:
+    def __init__(self, examples: ExampleSet, counter_examples: Sequence[ExampleSet], cache_dir: Path,
+                 C: float = 16.0) -> None:
         self.C = C
         self.examples = examples
-        self.counter_examples = counter_examples
+        self.counter_examples = list(counter_examples)
         self._cache_dir = Path(cache_dir) / "escalation"
         self._weights: tuple[np.ndarray, float] | None = None
 
     @property
     def weights(self) -> tuple[np.ndarray, float]:
         if self._weights is None:
-            key = hashlib.sha256(f"{self.examples.digest} {self.counter_examples.digest} C={self.C} "
-                                 f"tol={self.TOL}".encode())
+            digests = " ".join(e.digest for e in [self.examples, *self.counter_examples])
+            key = hashlib.sha256(f"{digests} C={self.C} tol={self.TOL}".encode())
             self._weights = self._load_or_fit(key.hexdigest()[:24])
         return self._weights
 
@@ -186,7 +187,7 @@ class TopicClassifier:
     def _fit(self) -> np.ndarray:
         from sklearn.linear_model import LogisticRegression
 
-        pos, neg = self.examples.vectors, self.counter_examples.vectors
+        pos, neg = self.examples.vectors, np.vstack([e.vectors for e in self.counter_examples])
         x = np.vstack([pos, neg])
         y = np.r_[np.ones(len(pos)), np.zeros(len(neg))]
         model = LogisticRegression(C=self.C, class_weight="balanced", tol=self.TOL, max_iter=10000).fit(x, y)
@@ -207,7 +208,14 @@ class EscalationPolicy:
         self.embedder = embedder
         requests = read_examples(DATA_DIR / "customer_request.txt") + list(settings.request_examples)
         self.requests = ExampleSet(requests, embedder, cache_dir)
-        self.ordinary = ExampleSet(read_examples(DATA_DIR / "ordinary_request.txt"), embedder, cache_dir)
+        shipped: dict[str, ExampleSet] = {}  # each shipped file embedded once, whichever rules use it
+
+        def shipped_set(name: str) -> ExampleSet:
+            if name not in shipped:
+                shipped[name] = ExampleSet(read_examples(DATA_DIR / name), embedder, cache_dir)
+            return shipped[name]
+
+        self.ordinary = shipped_set("ordinary_request.txt")
         topics = {**{name: Topic.builtin(name) for name in BUILTIN_TOPICS if name in settings.sensitive_topics},
                   **{name: Topic(tuple(examples)) for name, examples in settings.topics.items()}}
         unknown = [t for t in settings.sensitive_topics if t not in topics]
@@ -218,9 +226,9 @@ class EscalationPolicy:
                               f"{', '.join(BUILTIN_TOPICS)}; define others in [escalation.topics]")
         self.topics = {name: ExampleSet(topics[name].examples, embedder, cache_dir)
                        for name in settings.sensitive_topics}
-        self.classifiers = {name: TopicClassifier(self.topics[name], ExampleSet(topics[name].counter_examples,
-                                                                                embedder, cache_dir), cache_dir)
-                            for name in settings.sensitive_topics if topics[name].counter_examples}
+        self.classifiers = {name: TopicClassifier(self.topics[name],
+                                                  [shipped_set(f) for f in topics[name].counter_files], cache_dir)
+                            for name in settings.sensitive_topics if topics[name].counter_files}
         self._lock = threading.Lock()
         self._ready = False
 
@@ -242,11 +250,8 @@ class EscalationPolicy:
         if not s.enabled:
             return None
         self.warm_up()
-        vector = self.embedder.embed_query(message)
-        # The message and its clauses: "I still haven't got my refund, I want to talk to a person" is a request
-        # for a person although the message as a whole is closest to an ordinary refund question.
-        parts = clauses(message)
-        vectors = [vector, *self.embedder.embed(parts)] if parts else [vector]
+        vectors = message_vectors(self.embedder, message)
+        vector = vectors[0]
         if s.customer_request:
             for v in vectors:
                 score, example = self.requests.best(v)
@@ -320,6 +325,14 @@ def _save_atomically(path: Path, array: np.ndarray) -> None:
 
 
 _CLAUSE_BREAK = re.compile(r"(?<=[.!?;])\s+|,\s*|\s+(?:but|and|so|because)\s+", re.IGNORECASE)
+
+
+def message_vectors(embedder: Any, message: str) -> list[np.ndarray]:
+    """The message's embedding and its clauses': "I still haven't got my refund, I want to talk to a person" is a
+    request for a person although the message as a whole is closest to an ordinary refund question."""
+    parts = clauses(message)
+    vector = embedder.embed_query(message)
+    return [vector, *embedder.embed(parts)] if parts else [vector]
 
 
 def clauses(message: str) -> list[str]:
