@@ -122,7 +122,7 @@ def models_install(convert: bool = typer.Option(True, help="Also convert bundled
         _quiet_libraries()
         ks = settings.knowledge
         embedder = Embedder(ks.embedding_model, settings.cache, dtype=ks.embedding_dtype)
-        with err.status("embedding the escalation examples (once per embedding model, ~15 s)..."):
+        with err.status("embedding the escalation examples (once per embedding model, ~10 s)..."):
             EscalationPolicy(settings.escalation, embedder, settings.cache).warm_up()
         out.print(f"escalation policy ready for {ks.embedding_model}")
 
