@@ -141,7 +141,7 @@ def demo_scripted(generator: dict | None = None) -> dict:
         logging.getLogger("supportbot").addHandler(Capture())
         logging.getLogger("supportbot").setLevel(logging.INFO)
         # Record every grounding check's measurements (the engine's own function, wrapped) for the sweep.
-        from bot import grounding
+        from bot.conversation import grounding
 
         checks: list[dict] = []
         real_check = grounding.check

@@ -42,8 +42,8 @@ def main() -> None:
     import torch
 
     from bot.config import load_settings
-    from bot.generation import CausalLMGenerator
-    from bot.prompting import PromptPassage, build_messages
+    from bot.generation.local import CausalLMGenerator
+    from bot.conversation.prompting import PromptPassage, build_messages
     from knowledge import KnowledgeBase
 
     cases = [json.loads(line) for line in (REPO / "bench" / "data" / "acme_scripted.jsonl").read_text().splitlines()

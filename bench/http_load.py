@@ -142,7 +142,7 @@ def main() -> None:
             server.terminate()
             server.wait(30)
             log.close()
-        from bot.transcripts import DatabaseSessions, database_url
+        from bot.storage.transcripts import DatabaseSessions, database_url
 
         store = DatabaseSessions(database_url(db))
         sessions = {r[3] for r in results if r[1]}

@@ -31,7 +31,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(os.cpu_count() or 2)
-    from bot.sentiment import SentimentClassifier
+    from bot.escalation.sentiment import SentimentClassifier
     from finetune.escalation_examples import bitext_split
     from finetune.sentiment import evaluate, shared_splits
 

@@ -7,62 +7,24 @@ The TOML file is ``--config PATH``, else ``$SUPPORTBOT_CONFIG``, else ``./suppor
 
 from __future__ import annotations
 
-import contextvars
 import os
 from pathlib import Path
 from typing import Any, Literal
 
-import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+from pydantic import BaseModel, Field, field_validator, model_validator
 
-from bot.errors import ConfigError
+from knowledge.errors import ConfigError
+from knowledge.settings import (ENV_PREFIX, FileSettings, KnowledgeSettings, Section, default_cache_dir,
+                                default_data_dir, find_config_file, load_from_sources)
 
-ENV_PREFIX = "SUPPORTBOT_"
-CONFIG_ENV = "SUPPORTBOT_CONFIG"
-DEFAULT_CONFIG_NAME = "supportbot.toml"
+__all__ = ["Settings", "load_settings", "settings_as_toml", "find_config_file", "default_cache_dir",
+           "default_data_dir", "KnowledgeSettings"]
+
 # Environment variables with the prefix that are not settings keys.
 _NON_SETTING_ENV = {"SUPPORTBOT_CONFIG", "SUPPORTBOT_API_KEYS", "SUPPORTBOT_ADMIN_KEYS", "SUPPORTBOT_SETTINGS_JSON"}
 
 
-def default_data_dir() -> Path:
-    return Path(platformdirs.user_data_dir("supportbot"))
-
-
-def default_cache_dir() -> Path:
-    return Path(platformdirs.user_cache_dir("supportbot"))
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-
-class KnowledgeSettings(_Section):
-    path: Path = Field(default_factory=lambda: default_data_dir() / "kb",
-                       description="Directory of the embedded Chroma store (and BM25 index beside it).")
-    collection: str = Field("supportbot", description="Chroma collection name.")
-    embedding_model: str = Field("bundled:minilm",
-                                 description="Sentence-transformers model: bundled:minilm, a path or a hub id.")
-    chroma_url: str | None = Field(None, description="http://host:port of a Chroma server; unset = embedded store.")
-    top_k: int = Field(4, ge=1, le=50, description="Entries returned by a search.")
-    fusion: Literal["weighted", "rrf", "dense", "bm25"] = Field(
-        "weighted", description="How dense and BM25 results are combined (see the README's benchmark).")
-    dense_weight: float = Field(0.9, ge=0.0, le=1.0,
-                                description="Weight of the dense cosine in the fused score; the rest is BM25.")
-    variant_support: int = Field(3, ge=1, le=20,
-                                 description="For entries with at least twice this many variants, the best "
-                                             "this-many variant similarities count toward the score (1 = off).")
-    embedding_dtype: Literal["auto", "float32", "bfloat16"] = Field(
-        "auto", description="auto = bfloat16 where the CPU has native bf16 (AVX512-BF16/AMX), else float32.")
-    candidates: int = Field(50, ge=5, le=1000, description="Records fetched from each retriever per query.")
-
-    @field_validator("path", mode="after")
-    @classmethod
-    def _expand(cls, v: Path) -> Path:
-        return v.expanduser()
-
-
-class GeneratorSettings(_Section):
+class GeneratorSettings(Section):
     backend: Literal["transformers", "openai"] = Field("transformers", description="Generation backend.")
     model: str = Field("bundled:smollm2", description="Generator model: bundled:smollm2, a path or a hub id.")
     architecture: Literal["causal", "seq2seq"] = Field("causal", description="Model family for transformers.")
@@ -80,7 +42,7 @@ class GeneratorSettings(_Section):
     timeout_s: float = Field(60.0, gt=0, description="HTTP timeout for backend='openai'.")
 
 
-class AnswerSettings(_Section):
+class AnswerSettings(Section):
     answer_threshold: float = Field(0.80, ge=0.0, le=1.0,
                                     description="Top FAQ score at or above which the curated answer is returned.")
     generate_threshold: float = Field(0.60, ge=0.0, le=1.0,
@@ -102,7 +64,7 @@ class AnswerSettings(_Section):
                                                           "(default: unanswered.jsonl beside the store).")
 
 
-class SessionSettings(_Section):
+class SessionSettings(Section):
     backend: Literal["memory", "sqlite", "database"] = Field(
         "memory", description="Where conversations live: memory (lost on exit), sqlite (a file, WAL), or database "
                               "(url: e.g. postgresql+psycopg://user:pass@host/supportbot, for several workers or "
@@ -119,7 +81,7 @@ class SessionSettings(_Section):
     history_turns: int = Field(6, ge=0, le=100, description="Previous turns kept in context.")
 
 
-class SentimentSettings(_Section):
+class SentimentSettings(Section):
     enabled: bool = Field(True, description="Classify each customer message (reply.sentiment, escalation).")
     model: str = Field("bundled:sentiment",
                        description="bundled:sentiment (shipped), vader (lexicon baseline), a directory written by "
@@ -129,7 +91,7 @@ class SentimentSettings(_Section):
                             "(AVX512-BF16/AMX), else float32.")
 
 
-class EscalationSettings(_Section):
+class EscalationSettings(Section):
     """When the bot hands a conversation to a human; each rule can be switched off or tuned."""
 
     enabled: bool = Field(True, description="Hand conversations to a human when the policy says so.")
@@ -188,7 +150,7 @@ class EscalationSettings(_Section):
     webhook_timeout_s: float = Field(5.0, gt=0.0, description="Timeout of one delivery attempt.")
 
 
-class PrivacySettings(_Section):
+class PrivacySettings(Section):
     """Personal data masked in stored transcripts and in what the language model sees (bot/redaction.py)."""
 
     redact: list[Literal["email", "card", "iban", "ssn", "ip", "phone"]] = Field(
@@ -215,7 +177,7 @@ class PrivacySettings(_Section):
         return v
 
 
-class ServerSettings(_Section):
+class ServerSettings(Section):
     """``supportbot serve``: the HTTP API (bot/server.py)."""
 
     host: str = Field("127.0.0.1", description="Interface to listen on (0.0.0.0 for all).")
@@ -235,15 +197,8 @@ class ServerSettings(_Section):
                                        "over it: 429 with Retry-After.")
 
 
-class Settings(BaseSettings):
+class Settings(FileSettings):
     """Effective supportbot settings. ``supportbot config`` prints them."""
-
-    model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX,
-        env_nested_delimiter="__",
-        extra="forbid",
-        validate_assignment=True,
-    )
 
     cache: Path = Field(default_factory=default_cache_dir,
                         description="Cache directory for converted models ($SUPPORTBOT_CACHE).")
@@ -260,55 +215,6 @@ class Settings(BaseSettings):
     @classmethod
     def _expand(cls, v: Path) -> Path:
         return v.expanduser()
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        toml_file = _active_toml.get()
-        if toml_file is not None:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
-        return tuple(sources)
-
-
-_active_toml: contextvars.ContextVar[Path | None] = contextvars.ContextVar("supportbot_toml", default=None)
-
-
-def find_config_file(path: str | os.PathLike[str] | None = None) -> Path | None:
-    """The TOML file to read: explicit path, ``$SUPPORTBOT_CONFIG``, or ``./supportbot.toml`` if present."""
-    if path is not None:
-        p = Path(path).expanduser()
-        if not p.is_file():
-            raise ConfigError(f"config file {p} does not exist (given with --config)")
-        return p
-    env = os.environ.get(CONFIG_ENV)
-    if env:
-        p = Path(env).expanduser()
-        if not p.is_file():
-            raise ConfigError(f"config file {p} does not exist (given by ${CONFIG_ENV})")
-        return p
-    p = Path.cwd() / DEFAULT_CONFIG_NAME
-    return p if p.is_file() else None
-
-
-def _read_toml(path: Path) -> dict[str, Any]:
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        import tomli as tomllib  # type: ignore[no-redef]
-    try:
-        with path.open("rb") as f:
-            return tomllib.load(f)
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{path}: not valid TOML: {e}") from None
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read config file: {e.strerror}") from None
 
 
 def _unknown_env_keys() -> list[str]:
@@ -331,47 +237,13 @@ def _unknown_env_keys() -> list[str]:
     return bad
 
 
-def _describe(loc: tuple[Any, ...]) -> str:
-    return ".".join(str(p) for p in loc)
-
-
-def _in_toml(data: dict[str, Any], loc: tuple[Any, ...]) -> bool:
-    node: Any = data
-    for part in loc:
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-        else:
-            return False
-    return True
-
-
 def load_settings(path: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:
     """Build the effective settings; raise :class:`ConfigError` naming the key and its origin."""
-    toml_file = find_config_file(path)
-    toml_data = _read_toml(toml_file) if toml_file else {}
     bad_env = _unknown_env_keys()
     if bad_env:
         raise ConfigError(f"unknown setting in the environment: {bad_env[0]} "
                           f"(see `supportbot config` for the valid keys)")
-    token = _active_toml.set(toml_file)
-    try:
-        return Settings(**overrides)
-    except ValidationError as e:
-        err = e.errors()[0]
-        loc = tuple(err.get("loc", ()))
-        key = _describe(loc)
-        if toml_file is not None and _in_toml(toml_data, loc):
-            origin = f"in {toml_file}"
-        elif loc and any(k.startswith(ENV_PREFIX + str(loc[0]).upper()) for k in os.environ):
-            origin = "in the environment (" + ENV_PREFIX + "__".join(str(p).upper() for p in loc) + ")"
-        else:
-            origin = f"in {toml_file}" if toml_file else "in the settings"
-        if err.get("type") == "extra_forbidden":
-            raise ConfigError(f"unknown setting '{key}' {origin}") from None
-        raise ConfigError(f"invalid value for '{key}' {origin}: {err.get('msg')} "
-                          f"(got {err.get('input')!r})") from None
-    finally:
-        _active_toml.reset(token)
+    return load_from_sources(Settings, path, **overrides)
 
 
 def settings_as_toml(settings: Settings) -> str:

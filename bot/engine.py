@@ -25,16 +25,16 @@ import time
 from pathlib import Path
 from typing import Any, Iterator
 
-from bot import grounding
-from bot.condense import contextual_query
+from bot.conversation import grounding
+from bot.conversation.condense import contextual_query
 from bot.config import Settings, load_settings
-from bot.escalation import Decision, EscalationPolicy
-from bot.generation import Generator, make_generator
-from bot.handoff import EscalationCallback, Notifier, build_event, transcript
-from bot.prompting import PromptPassage, build_messages, is_no_answer, strip_instructions
-from bot.redaction import Redactor
-from bot.sentiment import SentimentClassifier
-from bot.sessions import Session, SessionStore, Turn, make_sessions
+from bot.escalation.policy import Decision, EscalationPolicy
+from bot.generation.local import Generator, make_generator
+from bot.escalation.handoff import EscalationCallback, Notifier, build_event, transcript
+from bot.conversation.prompting import PromptPassage, build_messages, is_no_answer, strip_instructions
+from bot.storage.redaction import Redactor
+from bot.escalation.sentiment import SentimentClassifier
+from bot.storage.sessions import Session, SessionStore, Turn, make_sessions
 from bot.types import Escalation, Mode, Reply, Sentiment, Source
 from knowledge import Hit, KnowledgeBase
 

@@ -186,7 +186,7 @@ def evaluate(model_ref: str, entries: Sequence[FAQEntry], dev: Sequence[tuple[st
     """Top-1 and recall@3 of the right entry, through a real knowledge base on the ``entries`` (hybrid search,
     the same measure as ``supportbot eval``)."""
     from bot.config import load_settings
-    from bot.evaluation import EvalCase, retrieval_metrics
+    from bot.analytics.evaluation import EvalCase, retrieval_metrics
     from knowledge import KnowledgeBase
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -221,7 +221,7 @@ def train(entries: Sequence[FAQEntry], output: Path, options: EmbedderOptions,
     except ImportError:  # pragma: no cover - 5.x
         from sentence_transformers.training_args import SentenceTransformerTrainingArguments
 
-    from bot.config import default_cache_dir
+    from knowledge.settings import default_cache_dir
     from bot.models import materialize
 
     cache_dir = cache_dir or default_cache_dir()

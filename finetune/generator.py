@@ -104,7 +104,7 @@ def build_examples(entries: Sequence[FAQEntry], knowledge: Any, options: Generat
     teaching ``NO_ANSWER`` there would teach the model to refuse answerable questions."""
     import numpy as np
 
-    from bot.prompting import NO_ANSWER, PromptPassage, build_messages, strip_instructions
+    from bot.conversation.prompting import NO_ANSWER, PromptPassage, build_messages, strip_instructions
 
     out = []
     for e in entries:
@@ -132,8 +132,8 @@ def logged_examples(exchanges: Sequence[Exchange], knowledge: Any, max_passages:
                     exclude: Collection[str] = ()) -> list[GenExample]:
     """Logged exchanges that match no FAQ entry, kept where the reply is grounded in the passages retrieved for
     the question (the engine's check), with a citation of its best passage; none from ``exclude``d entries."""
-    from bot import grounding
-    from bot.prompting import PromptPassage, build_messages, strip_instructions
+    from bot.conversation import grounding
+    from bot.conversation.prompting import PromptPassage, build_messages, strip_instructions
 
     a = settings.answer
     out = []
@@ -165,7 +165,7 @@ def split_entries(entries: Sequence[FAQEntry], share: float, seed: int) -> tuple
 
 def encode(example: GenExample, tokenizer: Any, architecture: str, max_length: int) -> dict[str, list[int]] | None:
     """Token ids and labels (prompt masked with -100 for causal models); None when it does not fit."""
-    from bot.prompting import flatten_messages
+    from bot.conversation.prompting import flatten_messages
 
     if architecture == "seq2seq":
         inputs = tokenizer(flatten_messages(example.messages), truncation=True, max_length=max_length)["input_ids"]
@@ -206,8 +206,8 @@ def key_facts(answer: str) -> list[str]:
 
 
 def evaluate_generator(generator: Any, examples: Sequence[GenExample], embed: Any, settings: Any) -> dict[str, Any]:
-    from bot import grounding
-    from bot.prompting import is_no_answer
+    from bot.conversation import grounding
+    from bot.conversation.prompting import is_no_answer
 
     a = settings.answer
     rouge, facts_found, facts_total, grounded, answerable = [], 0, 0, 0, 0
@@ -245,7 +245,7 @@ def evaluate_generator(generator: Any, examples: Sequence[GenExample], embed: An
 
 
 def _runtime_generator(ref: str, options: GeneratorOptions, cache_dir: Path, max_new_tokens: int) -> Any:
-    from bot.generation import CausalLMGenerator, Seq2SeqGenerator
+    from bot.generation.local import CausalLMGenerator, Seq2SeqGenerator
 
     if options.architecture == "seq2seq":
         return Seq2SeqGenerator(ref, cache_dir, max_new_tokens)

@@ -226,9 +226,9 @@ def train(examples: Sequence[Example], output: Path, options: TrainOptions,
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
     from transformers import AutoTokenizer
 
-    from bot.config import default_cache_dir
+    from knowledge.settings import default_cache_dir
     from bot.models import SENTIMENT_ADAPTER_FILE, materialize
-    from bot.sentiment_model import base_model
+    from bot.escalation.sentiment_model import base_model
 
     random.seed(options.seed)
     torch.manual_seed(options.seed)

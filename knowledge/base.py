@@ -9,11 +9,11 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-from bot.config import Settings, load_settings
-from bot.errors import KnowledgeBaseError
+from knowledge.settings import load_knowledge_settings
+from knowledge.errors import KnowledgeBaseError
 from knowledge.embedder import Embedder
-from knowledge.fusion import fuse
-from knowledge.lexical import FILTER_KEYS, Bm25Index
+from knowledge.retrieval.fusion import fuse
+from knowledge.retrieval.lexical import FILTER_KEYS, Bm25Index
 from knowledge.loaders import DEFAULT_IGNORE, ColumnMapping, LoadedFile, iter_files, load_file
 from knowledge.schema import Document, FAQEntry, Hit, IngestReport, InvalidRecord, content_hash
 from knowledge.store import ChromaStore, Record
@@ -98,9 +98,9 @@ class KnowledgeBase:
     settings; ``KnowledgeBase.from_settings(settings)`` follows the configuration (embedded or server).
     """
 
-    def __init__(self, path: str | Path | None = None, settings: Settings | None = None,
+    def __init__(self, path: str | Path | None = None, settings: Any = None,
                  embedder: Embedder | None = None) -> None:
-        settings = settings or load_settings()
+        settings = settings or load_knowledge_settings()
         if path is not None:
             settings = settings.model_copy(deep=True)
             settings.knowledge.path = Path(path).expanduser()
@@ -116,7 +116,7 @@ class KnowledgeBase:
         self._records_lock = threading.Lock()
 
     @classmethod
-    def from_settings(cls, settings: Settings | None = None) -> "KnowledgeBase":
+    def from_settings(cls, settings: Any = None) -> "KnowledgeBase":
         return cls(settings=settings)
 
     @property

@@ -10,8 +10,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from bot.batching import MicroBatcher
-from bot.models import load_sentence_transformer, use_bf16
+from knowledge.runtime.batching import MicroBatcher
+from knowledge.runtime.models import load_sentence_transformer, use_bf16
 
 
 class Embedder:
@@ -19,7 +19,7 @@ class Embedder:
 
     def __init__(self, model_ref: str = "bundled:minilm", cache_dir: Path | None = None,
                  batch_size: int = 32, dtype: str = "auto") -> None:
-        from bot.config import default_cache_dir
+        from knowledge.settings import default_cache_dir
 
         self.model_ref = model_ref
         self.dtype = dtype

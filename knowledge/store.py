@@ -15,7 +15,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from bot.errors import KnowledgeBaseError
+from knowledge.errors import KnowledgeBaseError
 
 SCHEMA_VERSION = 1
 

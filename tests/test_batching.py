@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from bot.batching import MicroBatcher
+from knowledge.runtime.batching import MicroBatcher
 
 
 def test_concurrent_calls_are_batched_and_answered_in_order():

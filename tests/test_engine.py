@@ -23,13 +23,13 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import pytest
 
-from bot import grounding
-from bot.condense import contextual_query, looks_like_followup
+from bot.conversation import grounding
+from bot.conversation.condense import contextual_query, looks_like_followup
 from bot.config import load_settings
 from bot.engine import Bot
-from bot.prompting import NO_ANSWER, SYSTEM_PROMPT, PromptPassage, build_messages, citations, is_no_answer
-from bot.sessions import InMemorySessions
-from bot.transcripts import DatabaseSessions
+from bot.conversation.prompting import NO_ANSWER, SYSTEM_PROMPT, PromptPassage, build_messages, citations, is_no_answer
+from bot.storage.sessions import InMemorySessions
+from bot.storage.transcripts import DatabaseSessions
 from bot.types import Reply
 from knowledge import KnowledgeBase
 from tests.conftest import DEMO
@@ -782,7 +782,7 @@ def test_seq2seq_path_with_a_tiny_t5_built_from_a_config(demo_kb_path, tmp_path)
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast, T5Config, T5ForConditionalGeneration
 
-    from bot.generation import Seq2SeqGenerator
+    from bot.generation.local import Seq2SeqGenerator
 
     raw = Tokenizer(models.WordLevel(unk_token="<unk>"))
     raw.pre_tokenizer = pre_tokenizers.Whitespace()
@@ -836,7 +836,7 @@ def openai_server(monkeypatch) -> Iterator[FakeServer]:
 
 
 def test_openai_backend_through_the_engine(demo_kb_path, tmp_path, kb, openai_server):
-    from bot.openai_backend import OpenAIChatGenerator
+    from bot.generation.openai_compatible import OpenAIChatGenerator
 
     settings = demo_settings(demo_kb_path, tmp_path,
                              generator={"backend": "openai", "base_url": openai_server.base_url,
@@ -879,7 +879,7 @@ def test_openai_backend_through_the_engine(demo_kb_path, tmp_path, kb, openai_se
 
 @pytest.mark.slow
 def test_bundled_smollm2_on_an_article_only_question(demo_kb_path, tmp_path, kb):
-    from bot.generation import CausalLMGenerator
+    from bot.generation.local import CausalLMGenerator
 
     settings = demo_settings(demo_kb_path, tmp_path)
     assert settings.generator.model == "bundled:smollm2"

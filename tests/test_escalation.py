@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 
 from bot import Bot, load_settings
-from bot.escalation import Decision, EscalationPolicy
-from bot.handoff import Notifier, summarize
-from bot.sessions import Turn
+from bot.escalation.policy import Decision, EscalationPolicy
+from bot.escalation.handoff import Notifier, summarize
+from bot.storage.sessions import Turn
 from bot.types import Escalation, Sentiment
 from tests.test_engine import ForbiddenGenerator, ScriptedGenerator, cite
 
@@ -56,7 +56,7 @@ def make_bot(demo_kb_path: Path, tmp_path: Path, generator: Any = None, sentimen
 
 @pytest.fixture(scope="module")
 def shared_classifier():
-    from bot.sentiment import SentimentClassifier
+    from bot.escalation.sentiment import SentimentClassifier
 
     return SentimentClassifier.default().warm_up()
 
@@ -431,7 +431,7 @@ def test_summary_without_sentiment_or_answers():
 
 
 def test_policy_example_embeddings_are_cached_on_disk(tmp_path, monkeypatch):
-    from bot.escalation import TopicClassifier
+    from bot.escalation.policy import TopicClassifier
     from knowledge.embedder import Embedder
 
     monkeypatch.setattr(TopicClassifier, "_fitted", {})  # as in a new process
@@ -445,7 +445,7 @@ def test_policy_example_embeddings_are_cached_on_disk(tmp_path, monkeypatch):
 
 
 def test_the_fitted_topic_classifier_is_reused_not_refitted(tmp_path, monkeypatch):
-    from bot.escalation import TopicClassifier
+    from bot.escalation.policy import TopicClassifier
     from knowledge.embedder import Embedder
 
     monkeypatch.setattr(TopicClassifier, "_fitted", {})  # fits here, writes to this cache

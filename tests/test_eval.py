@@ -7,7 +7,7 @@ import json
 import pytest
 
 from bot import Bot, load_settings
-from bot.evaluation import EvalDataError, evaluate, read_cases
+from bot.analytics.evaluation import EvalDataError, evaluate, read_cases
 from tests.test_engine import ForbiddenGenerator
 
 CSV = """question,expected,escalation

@@ -98,7 +98,7 @@ def test_an_unknown_entry_id_is_an_error_not_a_silent_drop(tmp_path, entries, em
 
 def test_unmatched_exchanges_train_the_generator_only_when_grounded(tmp_path, demo_kb, entries):
     from bot.config import load_settings
-    from bot.prompting import citations
+    from bot.conversation.prompting import citations
     from finetune.generator import logged_examples
     from finetune.conversations import Exchange
 

@@ -32,7 +32,7 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from sentence_transformers import SentenceTransformer, models
     from transformers import AutoTokenizer, BertConfig, BertModel
 
-    from bot.config import default_cache_dir
+    from knowledge.settings import default_cache_dir
     from bot.models import materialize
 
     path = tmp_path_factory.mktemp("tiny-embedder")

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from bot import Bot, load_settings
-from bot.prompting import NO_ANSWER, SYSTEM_PROMPT
-from bot.prompting import citations
+from bot.conversation.prompting import NO_ANSWER, SYSTEM_PROMPT
+from bot.conversation.prompting import citations
 from finetune.generator import (NO_ANSWER_MAX_SIMILARITY, GeneratorOptions, build_examples, cite, encode, key_facts,
                                 main, rouge_l, split_entries, train)
 from finetune.embedder import load_entries
@@ -23,7 +23,7 @@ from tests.conftest import DEMO
 def tokenizer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from transformers import AutoTokenizer
 
-    from bot.config import default_cache_dir
+    from knowledge.settings import default_cache_dir
     from bot.models import materialize
 
     path = tmp_path_factory.mktemp("tok")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from knowledge.fusion import fuse
+from knowledge.retrieval.fusion import fuse
 from knowledge.store import Record
 
 

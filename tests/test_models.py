@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from bot import models
+from knowledge.runtime import models
 from bot.cli import main
 from bot.errors import ModelNotAvailableError
 

@@ -9,7 +9,7 @@ from typing import Any, Iterator
 import pytest
 
 from bot.errors import SupportbotError
-from bot.openai_backend import GenerationError, OpenAIChatGenerator
+from bot.generation.openai_compatible import GenerationError, OpenAIChatGenerator
 from tests.fake_openai import FAIL_MODEL, SLOW_MODEL, FakeServer, serve
 
 MESSAGES = [{"role": "system", "content": "You are helpful."},

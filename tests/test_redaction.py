@@ -7,7 +7,7 @@ import pytest
 
 from bot.config import load_settings
 from bot.errors import ConfigError
-from bot.redaction import Redactor
+from bot.storage.redaction import Redactor
 
 
 @pytest.fixture(scope="module")

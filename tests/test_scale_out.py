@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bot.transcripts import DatabaseSessions
+from bot.storage.transcripts import DatabaseSessions
 from tests.conftest import DEMO
 from tests.services import free_port
 

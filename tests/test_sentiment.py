@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from bot.errors import ConfigError
-from bot.sentiment import SentimentClassifier, label_mapping
-from bot.sentiment_model import SHIPPED_DIR
+from bot.escalation.sentiment import SentimentClassifier, label_mapping
+from bot.escalation.sentiment_model import SHIPPED_DIR
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +77,7 @@ def _tiny_classifier(path: Path, labels: list[str]) -> Path:
     """A 2-layer BERT sequence classifier built from a config, with the bundled MiniLM's tokenizer."""
     from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
-    from bot.config import default_cache_dir
+    from knowledge.settings import default_cache_dir
     from bot.models import materialize
 
     body = materialize("bundled:minilm", default_cache_dir())

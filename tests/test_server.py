@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from bot import Bot, load_settings
-from bot.server import create_app
+from bot.server.app import create_app
 from tests.test_engine import Q_REFUND, ScriptedGenerator, cite
 
 KEY = "test-api-key-0123456789"

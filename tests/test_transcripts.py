@@ -10,9 +10,9 @@ import time
 
 import pytest
 
-from bot.report import build_report, parse_time
-from bot.sessions import Turn
-from bot.transcripts import DatabaseSessions, database_url
+from bot.analytics.report import build_report, parse_time
+from bot.storage.sessions import Turn
+from bot.storage.transcripts import DatabaseSessions, database_url
 from tests.test_engine import Q_REFUND, Q_WEATHER, ScriptedGenerator, cite, demo_bot
 
 DAY = 86400.0

@@ -14,7 +14,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from bot.prompting import citations
+from bot.conversation.prompting import citations
 
 Embed = Callable[[Sequence[str]], np.ndarray]  # texts -> L2-normalised vectors
 

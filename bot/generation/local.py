@@ -2,7 +2,7 @@
 
 * ``CausalLMGenerator``: AutoModelForCausalLM with its chat template (the default, SmolLM2);
 * ``Seq2SeqGenerator``: AutoModelForSeq2SeqLM (T5-style) on the flattened prompt;
-* ``OpenAIChatGenerator`` (``bot.openai_backend``): any OpenAI-compatible HTTP endpoint.
+* ``OpenAIChatGenerator`` (``bot.generation.openai_compatible``): any OpenAI-compatible HTTP endpoint.
 
 Local models are loaded through ``bot.models`` (lazily, shared per process) and decode greedily.
 """
@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Iterator, Protocol
 
 from bot.models import load_causal_lm, load_seq2seq_lm
-from bot.prompting import flatten_messages
+from bot.conversation.prompting import flatten_messages
 
 
 class Generator(Protocol):
@@ -122,7 +122,7 @@ def make_generator(settings: Any) -> Generator:
     g = settings.generator
     if g.backend == "openai":
         from bot.errors import ConfigError
-        from bot.openai_backend import OpenAIChatGenerator
+        from bot.generation.openai_compatible import OpenAIChatGenerator
 
         if not g.base_url:
             raise ConfigError("generator.backend = 'openai' needs generator.base_url "

@@ -17,7 +17,7 @@ import threading
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from bot.batching import MicroBatcher
+from knowledge.runtime.batching import MicroBatcher
 from bot.errors import ConfigError
 from bot.models import load_sentiment_model, use_bf16
 from bot.types import Sentiment
@@ -74,7 +74,7 @@ class SentimentClassifier:
 
     def __init__(self, model_ref: str = "bundled:sentiment", cache_dir: Path | None = None,
                  max_length: int = 128, batch_size: int = 32, dtype: str = "auto") -> None:
-        from bot.config import default_cache_dir
+        from knowledge.settings import default_cache_dir
 
         self.model_ref = model_ref
         self.dtype = dtype

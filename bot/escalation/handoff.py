@@ -18,8 +18,8 @@ import threading
 import time
 from typing import Any, Callable, Sequence
 
-from bot.escalation import Decision
-from bot.sessions import Turn
+from bot.escalation.policy import Decision
+from bot.storage.sessions import Turn
 from bot.types import Escalation
 
 log = logging.getLogger("supportbot.handoff")

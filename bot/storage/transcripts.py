@@ -27,7 +27,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Iterator
 
-from bot.sessions import Session, Turn
+from bot.storage.sessions import Session, Turn
 
 SCHEMA_VERSION = 1
 KNOWN_CONVERSATIONS = 2048  # recent conversations whose turns a process keeps

@@ -69,7 +69,7 @@ def _normalise(question: str) -> str:
 
 
 def build_report(store: Any, since: float, until: float, top: int = 10) -> Report:
-    """The report for ``since <= time < until`` from a ``bot.transcripts.DatabaseSessions``."""
+    """The report for ``since <= time < until`` from a ``bot.storage.transcripts.DatabaseSessions``."""
     from sqlalchemy import select
 
     t, u = store.t["turns"], store.t["unanswered"]

@@ -116,7 +116,7 @@ def models_install(convert: bool = typer.Option(True, help="Also convert bundled
                     path = materialize(f"bundled:{name}", settings.cache)
                 out.print(f"bundled:{name} ready at {path}")
     if escalation and settings.escalation.enabled:
-        from bot.escalation import EscalationPolicy
+        from bot.escalation.policy import EscalationPolicy
         from knowledge.embedder import Embedder
 
         _quiet_libraries()
@@ -256,7 +256,7 @@ def eval_command(data: Path = typer.Option(..., "--data", help="CSV or JSONL: qu
     """Run the bot over your labelled questions and report retrieval, modes, fallbacks, escalations, latency."""
     _quiet_libraries()
     from bot.engine import Bot
-    from bot.evaluation import evaluate, read_cases
+    from bot.analytics.evaluation import evaluate, read_cases
 
     cases = read_cases(data)  # bad rows are reported before any model loads
     bot = Bot(settings=_settings())
@@ -354,8 +354,8 @@ def report(since: str = typer.Option("7d", help="Start: a duration ago (24h, 7d,
     """Conversations, containment rate, replies by mode, escalations, unanswered questions, feedback."""
     import time as _time
 
-    from bot.report import ReportError, build_report, draw, parse_time
-    from bot.sessions import make_sessions
+    from bot.analytics.report import ReportError, build_report, draw, parse_time
+    from bot.storage.sessions import make_sessions
 
     settings = _settings()
     if settings.sessions.backend == "memory":
@@ -399,7 +399,7 @@ def serve(host: Optional[str] = typer.Option(None, help="Interface (default: [se
     """Serve the HTTP API (docs at /docs, OpenAPI at /openapi.json); needs API keys."""
     _quiet_libraries()
     try:
-        from bot.server import serve as run_server
+        from bot.server.app import serve as run_server
     except ImportError as e:
         from bot.errors import ConfigError
 

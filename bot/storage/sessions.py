@@ -99,10 +99,10 @@ def make_sessions(settings: Any) -> SessionStore:
     s = settings.sessions
     if s.backend == "memory":
         return InMemorySessions()
-    from bot.transcripts import DatabaseSessions, database_url
+    from bot.storage.transcripts import DatabaseSessions, database_url
 
     if s.backend == "database":
         return DatabaseSessions(database_url(s.url))  # type: ignore[arg-type]
-    from bot.config import default_data_dir
+    from knowledge.settings import default_data_dir
 
     return DatabaseSessions(database_url(s.path or default_data_dir() / "transcripts.sqlite3"))

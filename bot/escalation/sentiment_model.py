@@ -17,7 +17,7 @@ from transformers import BertConfig, BertModel, BertPreTrainedModel
 from transformers.utils import ModelOutput
 
 LABELS = ("negative", "neutral", "positive")
-SHIPPED_DIR = Path(__file__).parent / "data" / "sentiment"
+SHIPPED_DIR = Path(__file__).resolve().parents[1] / "data" / "sentiment"  # bot/data/sentiment
 
 
 @dataclasses.dataclass

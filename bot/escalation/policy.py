@@ -32,10 +32,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from bot.sessions import Turn
+from bot.storage.sessions import Turn
 from bot.types import Sentiment
 
-DATA_DIR = Path(__file__).parent / "data" / "escalation"
+DATA_DIR = Path(__file__).resolve().parents[1] / "data" / "escalation"  # bot/data/escalation
 
 # Hand-written examples of each built-in topic (``Topic.builtin`` adds the shipped files below).
 BUILTIN_TOPICS: dict[str, list[str]] = {

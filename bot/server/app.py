@@ -39,10 +39,10 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from bot.api_security import ApiKeys, Principal, RateLimiter
+from bot.server.security import ApiKeys, Principal, RateLimiter
 from bot.config import Settings
 from bot.errors import SupportbotError
-from bot.metrics import Metrics
+from bot.server.metrics import Metrics
 from bot.types import Reply
 from knowledge.schema import Hit, IngestReport
 
@@ -449,7 +449,7 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None, 
             metrics_dir = tempfile.mkdtemp(prefix="supportbot-metrics-")
             os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
         try:
-            uvicorn.run("bot.server:app_from_environment", factory=True, host=host or settings.server.host,
+            uvicorn.run("bot.server.app:app_from_environment", factory=True, host=host or settings.server.host,
                         port=port or settings.server.port, workers=workers, log_level="info", access_log=False)
         finally:
             if metrics_dir:

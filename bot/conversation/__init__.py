@@ -1,0 +1,1 @@
+"""One turn of the conversation: the retrieval query in context, the prompt, the grounding check."""

