@@ -83,7 +83,7 @@ def latency(kb: KnowledgeBase, queries: list[str]) -> dict:
 
 def scale_up(kb: KnowledgeBase, target: int, seed: int = 7) -> int:
     """Add synthetic variants (shuffled words, vector = real vector + noise) until the store has ``target``."""
-    store = kb._open(create=False)
+    store = kb.store()
     base = store._col.get(include=["embeddings", "metadatas", "documents"])
     rng = random.Random(seed)
     nrng = np.random.default_rng(seed)
@@ -101,7 +101,7 @@ def scale_up(kb: KnowledgeBase, target: int, seed: int = 7) -> int:
         vectors.append(v / np.linalg.norm(v))
         i += 1
     store.upsert(records, np.stack(vectors))
-    kb._rebuild_lexical(store)
+    kb.lexical.rebuild(store)
     return store.count()
 
 
@@ -155,7 +155,7 @@ def main() -> None:
         results["quality"] = quality(kb, dev)
         queries = [t for t, _ in dev]
         random.Random(1).shuffle(queries)
-        results["latency_10k"] = {"records": kb._open(False).count(), **latency(kb, queries[: args.queries])}
+        results["latency_10k"] = {"records": kb.store().count(), **latency(kb, queries[: args.queries])}
         print(f"  latency at {results['latency_10k']['records']} records: {results['latency_10k']}", flush=True)
 
         if args.scale:

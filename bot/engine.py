@@ -34,7 +34,8 @@ from bot.escalation.handoff import EscalationCallback, Notifier, build_event, tr
 from bot.conversation.prompting import PromptPassage, build_messages, is_no_answer, strip_instructions
 from bot.storage.redaction import Redactor
 from bot.escalation.sentiment import SentimentClassifier
-from bot.storage.sessions import Session, SessionStore, Turn, make_sessions
+from bot.storage.factory import make_sessions
+from bot.storage.sessions import Session, SessionStore, Turn
 from bot.types import Escalation, Mode, Reply, Sentiment, Source
 from knowledge import Hit, KnowledgeBase
 

@@ -12,10 +12,10 @@ __all__ = ["ColumnMapping", "Document", "FAQEntry", "Hit", "IngestReport", "Inva
 
 if TYPE_CHECKING:  # pragma: no cover
     from knowledge.base import KnowledgeBase
-    from knowledge.loaders import ColumnMapping
+    from knowledge.ingest.formats.faq_rows import ColumnMapping
     from knowledge.schema import Document, FAQEntry, Hit, IngestReport, InvalidRecord, Passage
 
-_LAZY = {"KnowledgeBase": "knowledge.base", "ColumnMapping": "knowledge.loaders", "Document": "knowledge.schema",
+_LAZY = {"KnowledgeBase": "knowledge.base", "ColumnMapping": "knowledge.ingest.formats.faq_rows", "Document": "knowledge.schema",
          "FAQEntry": "knowledge.schema", "Hit": "knowledge.schema", "IngestReport": "knowledge.schema",
          "InvalidRecord": "knowledge.schema", "Passage": "knowledge.schema"}
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, Sequence
@@ -11,6 +10,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from knowledge.runtime.batching import MicroBatcher
+from knowledge.runtime.cache import RecentCache
 from knowledge.runtime.models import load_sentence_transformer, use_bf16
 
 
@@ -18,7 +18,7 @@ class Embedder:
     """Turns texts into L2-normalised float32 vectors. The model loads on first use (or ``warm_up()``)."""
 
     def __init__(self, model_ref: str = "bundled:minilm", cache_dir: Path | None = None,
-                 batch_size: int = 32, dtype: str = "auto") -> None:
+                 batch_size: int = 32, dtype: str = "auto", max_recent: int = 2048) -> None:
         from knowledge.settings import default_cache_dir
 
         self.model_ref = model_ref
@@ -30,10 +30,9 @@ class Embedder:
         self._lock = threading.Lock()
         # Recent query vectors: a customer message is embedded once per turn although retrieval, the escalation
         # policy and the grounding check all use it.
-        self._recent: OrderedDict[str, np.ndarray] = OrderedDict()
-        self.max_recent = 2048
+        self._recent: RecentCache[str, np.ndarray] = RecentCache(max_recent)
         self._pending: dict[str, Future[np.ndarray]] = {}  # prefetched, not done yet
-        self._recent_lock = threading.Lock()
+        self._recent_lock = threading.Lock()  # orders a prefetch and the queries that wait for it
         # Concurrent single queries (the HTTP API's threads) are embedded together, in one batch.
         # (Each vector is copied out of its batch: a cached row must not keep the whole batch array alive.)
         self._queries = MicroBatcher(lambda texts: [_shared(v.copy()) for v in self.embed(texts)], max_batch=64,
@@ -81,7 +80,6 @@ class Embedder:
         with self._recent_lock:
             vector = self._recent.get(text)
             if vector is not None:
-                self._recent.move_to_end(text)
                 return vector
             pending = self._pending.get(text)
         if pending is not None:
@@ -101,14 +99,10 @@ class Embedder:
 
     def forget_recent(self) -> None:
         """Drop the recent queries' vectors (benchmarks: the next query is embedded, as a new question is)."""
-        with self._recent_lock:
-            self._recent.clear()
+        self._recent.clear()
 
     def _remember(self, text: str, vector: np.ndarray) -> None:  # under _recent_lock
-        self._recent[text] = vector
-        self._recent.move_to_end(text)
-        if len(self._recent) > self.max_recent:
-            self._recent.popitem(last=False)
+        self._recent.put(text, vector)
 
 
 def _shared(vector: np.ndarray) -> np.ndarray:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 from knowledge.errors import ConfigError
@@ -60,11 +60,26 @@ class KnowledgeSettings(Section):
     embedding_dtype: Literal["auto", "float32", "bfloat16"] = Field(
         "auto", description="auto = bfloat16 where the CPU has native bf16 (AVX512-BF16/AMX), else float32.")
     candidates: int = Field(50, ge=5, le=1000, description="Records fetched from each retriever per query.")
+    support_weight: float = Field(0.5, ge=0.0, le=1.0,
+                                  description="For entries that take support from their other variants "
+                                              "(variant_support): the weight of the mean of the best variant "
+                                              "similarities; the rest is the best one's.")
+    chunk_size: int = Field(800, ge=100, le=20000, description="Document passages are at most this many "
+                                                                "characters (split on paragraphs and sentences).")
+    chunk_overlap: int = Field(100, ge=0, le=5000, description="Characters shared by consecutive passages.")
+    index_check_seconds: float = Field(1.0, ge=0.0, description="How often a search checks whether another "
+                                       "process changed the store (then the BM25 index is reloaded or rebuilt).")
 
     @field_validator("path", mode="after")
     @classmethod
     def _expand(cls, v: Path) -> Path:
         return v.expanduser()
+
+    @model_validator(mode="after")
+    def _overlap_below_size(self) -> "KnowledgeSettings":
+        if self.chunk_overlap >= self.chunk_size:
+            raise ValueError(f"chunk_overlap ({self.chunk_overlap}) must be smaller than chunk_size ({self.chunk_size})")
+        return self
 
 
 

@@ -1,5 +1,6 @@
 """Conversation sessions: the turns of each conversation, in memory (default) or in a database
-(``bot/transcripts.py``: SQLite or PostgreSQL through SQLAlchemy).
+(``bot/storage/transcripts.py``: SQLite or PostgreSQL through SQLAlchemy); ``bot/storage/factory.py`` picks one
+from the settings.
 
 Stores are thread-safe; ``open(id)`` holds the conversation's lock and gives its current state, so the turns of
 one conversation are serialised while different conversations run concurrently.
@@ -93,16 +94,3 @@ class InMemorySessions:
     def reset(self, session_id: str) -> None:
         with self._lock:
             self._sessions.pop(session_id, None)
-
-
-def make_sessions(settings: Any) -> SessionStore:
-    s = settings.sessions
-    if s.backend == "memory":
-        return InMemorySessions()
-    from bot.storage.transcripts import DatabaseSessions, database_url
-
-    if s.backend == "database":
-        return DatabaseSessions(database_url(s.url))  # type: ignore[arg-type]
-    from knowledge.settings import default_data_dir
-
-    return DatabaseSessions(database_url(s.path or default_data_dir() / "transcripts.sqlite3"))

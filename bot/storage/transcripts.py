@@ -23,11 +23,11 @@ import json
 import threading
 import time
 import uuid
-from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Iterator
 
 from bot.storage.sessions import Session, Turn
+from knowledge.runtime.cache import RecentCache
 
 SCHEMA_VERSION = 1
 KNOWN_CONVERSATIONS = 2048  # recent conversations whose turns a process keeps
@@ -116,8 +116,7 @@ class DatabaseSessions:
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
         # conversation id -> (its updated_at, its turns) as this process last wrote or read them
-        self._known: OrderedDict[str, tuple[float, list[Turn]]] = OrderedDict()
-        self._known_lock = threading.Lock()
+        self._known: RecentCache[str, tuple[float, list[Turn]]] = RecentCache(KNOWN_CONVERSATIONS)
         # SQLite takes one writer at a time, and a writer that finds the database locked sleeps in its busy
         # handler (1, 2, 5, ... up to 100 ms a nap) whether or not the lock is freed meanwhile: under the HTTP
         # API's concurrent turns those naps made the slowest requests. This process's writers queue on a lock
@@ -248,8 +247,7 @@ class DatabaseSessions:
                 self._forget(sid)
                 return None
             state, updated_at, n = row
-            with self._known_lock:
-                known = self._known.get(sid)
+            known = self._known.get(sid)
             if known is not None and known[0] == updated_at and len(known[1]) == n:  # unchanged since
                 turns = list(known[1])
             else:
@@ -259,15 +257,10 @@ class DatabaseSessions:
         return Session(id=sid, turns=turns, state=state, lock=lock)
 
     def _remember(self, sid: str, updated_at: float, turns: list[Turn]) -> None:
-        with self._known_lock:
-            self._known[sid] = (updated_at, list(turns))
-            self._known.move_to_end(sid)
-            while len(self._known) > KNOWN_CONVERSATIONS:
-                self._known.popitem(last=False)
+        self._known.put(sid, (updated_at, list(turns)))
 
     def _forget(self, sid: str) -> None:
-        with self._known_lock:
-            self._known.pop(sid, None)
+        self._known.pop(sid)
 
 
 def _statements(t: dict[str, Any]) -> dict[str, Any]:

@@ -7,7 +7,8 @@ means the same thing for every query; ``rrf`` (reciprocal rank fusion) only chan
 
 An FAQ entry with many question variants (at least ``2 * support``, e.g. an intent with dozens of logged
 phrasings) also takes support from its other variants, like a k-nearest-neighbour vote:
-``0.5 * best + 0.5 * mean(its best `support` similarities among the candidates)``, padded with the lowest.
+``(1 - w) * best + w * mean(its best `support` similarities among the candidates)``, padded with the lowest, where
+``w`` is ``knowledge.support_weight`` (0.5).
 Entries with a handful of hand-written variants, and documents' passages, are scored by their best match
 alone: averaging their deliberately different phrasings would only blur a clear match.
 """
@@ -30,7 +31,8 @@ class Candidate:
     lexical: float = 0.0
 
 
-def group_best(results: list[tuple[Record, float]], support: int = 1) -> dict[str, tuple[Record, float]]:
+def group_best(results: list[tuple[Record, float]], support: int = 1, support_weight: float = 0.5
+               ) -> dict[str, tuple[Record, float]]:
     """Per entry: its best record, and its score (with support from other FAQ variants if ``support`` > 1)."""
     best: dict[str, tuple[Record, float]] = {}
     scores: dict[str, list[float]] = {}
@@ -45,14 +47,15 @@ def group_best(results: list[tuple[Record, float]], support: int = 1) -> dict[st
                 continue
             values = sorted(scores[eid], reverse=True)[:support]
             values += [values[-1]] * (support - len(values))
-            best[eid] = (record, 0.5 * top + 0.5 * sum(values) / support)
+            best[eid] = (record, (1.0 - support_weight) * top + support_weight * sum(values) / support)
     return best
 
 
 def fuse(dense: list[tuple[Record, float]], lexical: list[tuple[Record, float]], method: FusionMethod,
-         dense_weight: float, rrf_k: int = 60, support: int = 1) -> list[tuple[Candidate, float]]:
+         dense_weight: float, rrf_k: int = 60, support: int = 1, support_weight: float = 0.5
+         ) -> list[tuple[Candidate, float]]:
     """Entries ranked by ``method``, each with its calibrated score (best first)."""
-    d_best, l_best = group_best(dense, support), group_best(lexical)
+    d_best, l_best = group_best(dense, support, support_weight), group_best(lexical)
     # An entry that only BM25 found has no variant among the dense candidates: each of its variants is at most
     # as similar as the last candidate. (Not the lowest *entry* score: when the candidates all belong to one or
     # two entries, as with an embedder fine-tuned on the FAQ, that is the best entry's own score, and every
@@ -90,3 +93,19 @@ def fuse(dense: list[tuple[Record, float]], lexical: list[tuple[Record, float]],
     if method == "bm25":
         scored = [cs for cs in scored if cs[0].lexical > 0]
     return sorted(scored, key=lambda cs: -cs[1])
+
+
+class Fusion:
+    """The fusion step of a search as a component: ``run(dense, lexical, method)`` -> ranked candidates."""
+
+    def __init__(self, dense_weight: float = 0.9, support: int = 3, support_weight: float = 0.5,
+                 rrf_k: int = 60) -> None:
+        self.dense_weight = dense_weight
+        self.support = support
+        self.support_weight = support_weight
+        self.rrf_k = rrf_k
+
+    def run(self, dense: list[tuple[Record, float]], lexical: list[tuple[Record, float]],
+            method: FusionMethod = "weighted") -> list[tuple[Candidate, float]]:
+        return fuse(dense, lexical, method, self.dense_weight, rrf_k=self.rrf_k, support=self.support,
+                    support_weight=self.support_weight)

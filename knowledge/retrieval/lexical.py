@@ -12,20 +12,17 @@ the best record for each term".
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
 
-from knowledge.store import Record
+from knowledge.retrieval.catalog import RecordCatalog
+from knowledge.runtime.atomic import atomic_directory
+from knowledge.store import ChromaStore, Record
 
-# Metadata kept per record for filtering without asking the store ("tags" is matched by containment).
-FILTER_KEYS = ("category", "language", "kind", "entry_id", "source")
-_KEPT = FILTER_KEYS + ("tags", "variants")  # what searches need of a record before fetching it
 FORMAT = 2  # of records.json; an index of another format is rebuilt
 
 
@@ -49,13 +46,12 @@ def _tokenize(texts: list[str], return_ids: bool = True) -> Any:
 
 
 class Bm25Index:
+    """BM25 scores over the records of one store revision, with their catalog (persisted together)."""
+
     def __init__(self, directory: Path | None) -> None:
         self.directory = directory  # None: in memory only
         self.revision: str | None = None
-        self.ids: list[str] = []
-        self.entry_ids: list[str] = []
-        self.filters: list[dict[str, Any]] = []
-        self.position: dict[str, int] = {}
+        self.catalog = RecordCatalog()
         self._bm25: Any = None
         self._vocab: dict[str, int] = {}
         self._term_max: np.ndarray = np.zeros(0, dtype=np.float32)
@@ -67,7 +63,6 @@ class Bm25Index:
 
         records = list(records)
         bm25 = bm25s.BM25()
-        ids = [r.id for r in records]
         if records:
             tokens = _tokenize([r.text for r in records])
             bm25.index(tokens, show_progress=False)
@@ -77,11 +72,7 @@ class Bm25Index:
         with self._lock:
             self._bm25 = bm25 if records else None
             self._vocab = vocab
-            self.ids = ids
-            self.entry_ids = [r.entry_id for r in records]
-            self.filters = [{k: r.metadata.get(k) for k in _KEPT if r.metadata.get(k) is not None}
-                            for r in records]
-            self.position = {rid: i for i, rid in enumerate(ids)}
+            self.catalog = RecordCatalog.from_records(records)
             self._term_max = self._compute_term_max()
             self.revision = revision
         if self.directory is not None:
@@ -99,22 +90,11 @@ class Bm25Index:
 
     def _save(self) -> None:
         assert self.directory is not None
-        self.directory.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".bm25.", dir=self.directory.parent))
-        try:
+        with atomic_directory(self.directory) as tmp:
             if self._bm25 is not None:
                 self._bm25.save(str(tmp / "index"), show_progress=False)
-            meta = {"format": FORMAT, "revision": self.revision, "ids": self.ids, "entry_ids": self.entry_ids,
-                    "filters": self.filters, "vocab": self._vocab}
+            meta = {"format": FORMAT, "revision": self.revision, **self.catalog.to_json(), "vocab": self._vocab}
             (tmp / "records.json").write_text(json.dumps(meta))
-            old = self.directory.with_name(self.directory.name + ".old")
-            if self.directory.exists():
-                os.replace(self.directory, old)
-            os.replace(tmp, self.directory)
-            shutil.rmtree(old, ignore_errors=True)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
 
     def load(self) -> bool:
         """Load the persisted index; False if there is none (or it cannot be read)."""
@@ -132,46 +112,17 @@ class Bm25Index:
             return False
         with self._lock:
             self._bm25 = bm25
-            self.ids, self.entry_ids, self.filters = meta["ids"], meta["entry_ids"], meta["filters"]
-            self.position = {rid: i for i, rid in enumerate(self.ids)}
+            self.catalog = RecordCatalog.from_json(meta)
             self._vocab = meta["vocab"]
             self.revision = meta["revision"]
             self._term_max = self._compute_term_max()
         return True
 
     # --- searching -------------------------------------------------------------------------------------------
-    def stub(self, record_id: str) -> Record | None:
-        """The record as far as this index knows it (no text): entry id and filterable metadata, marked
-        ``stub``; None for a record it does not have (added since it was built)."""
-        i = self.position.get(record_id)
-        if i is None:
-            return None
-        return Record(self.ids[i], self.entry_ids[i], "", {**self.filters[i], "stub": True})
-
-    def _mask(self, filters: dict[str, Any] | None) -> np.ndarray | None:
-        if not filters:
-            return None
-        mask = np.ones(len(self.ids), dtype=np.float32)
-        for i, meta in enumerate(self.filters):
-            for key, want in filters.items():
-                if want is None:
-                    continue
-                have = meta.get(key)
-                if key == "tags":
-                    wanted = [want] if isinstance(want, str) else list(want)
-                    if not have or not all(t in have for t in wanted):
-                        mask[i] = 0
-                elif isinstance(want, (list, tuple, set)):
-                    if have not in want:
-                        mask[i] = 0
-                elif have != want:
-                    mask[i] = 0
-        return mask
-
-    def search(self, query: str, n: int, filters: dict[str, Any] | None = None) -> list[tuple[int, float]]:
-        """(record position, normalised score in [0, 1]) for the best ``n`` records with a score > 0."""
+    def search(self, query: str, n: int, filters: dict[str, Any] | None = None) -> list[tuple[Record, float]]:
+        """(record stub, normalised score in [0, 1]) for the best ``n`` records with a score > 0."""
         with self._lock:
-            bm25, vocab, term_max = self._bm25, self._vocab, self._term_max
+            bm25, vocab, term_max, catalog = self._bm25, self._vocab, self._term_max, self.catalog
         if bm25 is None:
             return []
         terms = _tokenize([query], return_ids=False)[0]
@@ -182,10 +133,55 @@ class Bm25Index:
         if best_possible <= 0:
             return []
         scores = bm25.get_scores([t for t in terms if t in vocab])
-        mask = self._mask(filters)
+        mask = catalog.mask(filters)
         if mask is not None:
             scores = scores * mask
         n = min(n, len(scores))
         top = np.argpartition(-scores, n - 1)[:n] if n < len(scores) else np.arange(len(scores))
         top = top[np.argsort(-scores[top])]
-        return [(int(i), min(1.0, float(scores[i]) / best_possible)) for i in top if scores[i] > 0]
+        return [(catalog.stub_at(int(i)), min(1.0, float(scores[i]) / best_possible))
+                for i in top if scores[i] > 0]
+
+
+class LexicalRetriever:
+    """``run(store, query, n, filters)``: the best ``n`` records by BM25, with their normalised score.
+
+    Owns the persisted index beside the store and keeps it fresh: rebuilt here after this process writes
+    (``rebuild``), and reloaded or rebuilt when another process changed the store (its revision token is checked
+    at most every ``check_seconds``).
+    """
+
+    def __init__(self, directory: Path | None, check_seconds: float = 1.0) -> None:
+        self.directory = directory
+        self.check_seconds = check_seconds
+        self._index: Bm25Index | None = None
+        self._checked = 0.0
+        self._lock = threading.RLock()
+
+    def rebuild(self, store: ChromaStore) -> None:
+        """After a write: a new revision, and the index built from the store as it is now."""
+        with self._lock:
+            revision = store.bump_revision()
+            index = self._index or Bm25Index(self.directory)
+            index.build(store.iter_all(), revision)
+            self._index = index
+            self._checked = time.monotonic()
+
+    def index(self, store: ChromaStore) -> Bm25Index:
+        """The index, current with the store (within ``check_seconds`` for other processes' writes)."""
+        with self._lock:
+            now = time.monotonic()
+            if self._index is not None and now - self._checked < self.check_seconds:
+                return self._index
+            revision = store.revision(refresh=self._index is not None)
+            if self._index is None:
+                self._index = Bm25Index(self.directory)
+                self._index.load()
+            if self._index.revision != revision:
+                self._index.build(store.iter_all(), revision)
+            self._checked = now
+            return self._index
+
+    def run(self, store: ChromaStore, query: str, n: int, filters: dict[str, Any] | None = None
+            ) -> list[tuple[Record, float]]:
+        return self.index(store).search(query, n, filters)

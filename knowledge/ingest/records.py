@@ -1,0 +1,56 @@
+"""Entries and documents <-> store records: one record per FAQ question variant (the curated answer travels in
+its metadata) and one per document passage; and a record back to a search ``Hit``."""
+
+from __future__ import annotations
+
+import json
+
+from knowledge.schema import Document, FAQEntry, Hit, content_hash
+from knowledge.store import Record
+
+
+def entry_records(entry: FAQEntry, source: str) -> list[Record]:
+    """One record per question variant; the curated answer travels in the metadata."""
+    common = {
+        "kind": "faq",
+        "entry_id": entry.id,
+        "title": entry.questions[0],
+        "answer": entry.answer,
+        "category": entry.category,
+        "tags": list(entry.tags),
+        "url": entry.url,
+        "language": entry.language,
+        "extra": json.dumps(entry.metadata, ensure_ascii=False, default=str) if entry.metadata else None,
+        "source": source,
+        "variants": len(entry.questions),
+    }
+    full = content_hash(entry.model_dump(), source)
+    return [Record(id=f"{entry.id}::q{i}", entry_id=entry.id, text=q,
+                   metadata={**common, "variant": i, "text_hash": content_hash(q), "hash": full})
+            for i, q in enumerate(entry.questions)]
+
+
+def document_records(doc: Document) -> list[Record]:
+    out = []
+    for p in doc.passages:
+        meta = {"kind": "document", "entry_id": doc.id, "title": p.title, "doc_title": doc.title,
+                "anchor": p.anchor, "url": p.url, "category": doc.category, "language": doc.language,
+                "source": doc.source}
+        meta["text_hash"] = content_hash(p.text)
+        meta["hash"] = content_hash(meta, p.text)
+        out.append(Record(id=p.id, entry_id=doc.id, text=p.text, metadata=meta))
+    return out
+
+
+def record_to_hit(record: Record, score: float) -> Hit:
+    m = record.metadata
+    meta = {k: v for k, v in m.items() if k in ("category", "tags", "language", "source", "anchor", "doc_title")}
+    if m.get("extra"):
+        try:
+            meta.update(json.loads(m["extra"]))
+        except (TypeError, json.JSONDecodeError):
+            pass
+    kind = "faq" if m.get("kind") == "faq" else "document"
+    return Hit(entry_id=record.entry_id, score=max(0.0, min(1.0, score)), kind=kind,
+               title=str(m.get("title", "")), text=str(m.get("answer")) if kind == "faq" else record.text,
+               matched=record.text, url=m.get("url"), metadata=meta)
