@@ -40,7 +40,7 @@ class ApiKeys:
                               "generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'")
 
     @classmethod
-    def from_settings(cls, server: object) -> "ApiKeys":
+    def from_settings(cls, server: object) -> ApiKeys:
         return cls(list(getattr(server, "api_keys", [])) + _from_env("SUPPORTBOT_API_KEYS"),
                    list(getattr(server, "admin_keys", [])) + _from_env("SUPPORTBOT_ADMIN_KEYS"))
 

@@ -1,0 +1,65 @@
+"""The knowledge base over HTTP: what the bot would retrieve (any key), and uploading or removing entries (admin
+key)."""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, File, HTTPException, Query, UploadFile
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from bot.server.deps import Admin, CurrentBot, EntryId, User
+from bot.server.schemas import ERRORS, ErrorBody, RemoveResult, SearchResult
+from knowledge.ingest.formats import supported_suffixes
+from knowledge.schema import IngestReport
+
+router = APIRouter(tags=["knowledge"], responses=ERRORS)
+INGEST_PATH = "/v1/kb/ingest"  # its body limit is [server] max_upload_bytes, not max_body_bytes
+
+
+def _upload_formats() -> str:
+    """The upload's description: exactly the suffixes that have a loader (knowledge/ingest/formats, the registry),
+    so that a new format shows up here without an edit."""
+    return "A FAQ or document file: " + ", ".join(supported_suffixes())
+
+
+UPLOAD_FORMATS_DESCRIPTION = _upload_formats()
+
+
+@router.get("/v1/kb/search")
+def search(_: User, bot: CurrentBot, q: Annotated[str, Query(min_length=1, max_length=2000)],
+           k: Annotated[int, Query(ge=1, le=50)] = 5) -> SearchResult:
+    """What the bot would retrieve for ``q``: entries, best first, with calibrated scores."""
+    return SearchResult(query=q, hits=bot.knowledge.search(q, k=k))
+
+
+@router.post(INGEST_PATH, responses={403: {"model": ErrorBody},
+                                     422: {"model": IngestReport, "description": "Invalid records; nothing written"}})
+async def ingest(_: Admin, bot: CurrentBot,
+                 file: Annotated[UploadFile, File(description=UPLOAD_FORMATS_DESCRIPTION)]) -> IngestReport:
+    """Add or update the knowledge base from one file. A file with any invalid record is not written."""
+    name = Path(file.filename or "").name
+    if not re.fullmatch(r"[\w.\- ]{1,200}", name) or "." not in name:
+        raise HTTPException(422, "file: needs a plain file name with an extension (e.g. faq.csv)")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / name
+        path.write_bytes(await file.read())
+        report = await run_in_threadpool(bot.knowledge.ingest, path)
+    report = report.model_copy(update={
+        "files": [name], "invalid": [p.model_copy(update={"file": name}) for p in report.invalid]})
+    if report.invalid:
+        return JSONResponse(report.model_dump(mode="json"), status_code=422)  # type: ignore[return-value]
+    return report
+
+
+@router.delete("/v1/kb/entries/{entry_id}", responses={403: {"model": ErrorBody}, 404: {"model": ErrorBody}})
+def remove(entry_id: EntryId, _: Admin, bot: CurrentBot) -> RemoveResult:
+    """Remove an FAQ entry or document (all its variants or passages)."""
+    removed = bot.knowledge.remove([entry_id])
+    if not removed:
+        raise HTTPException(404, f"no entry {entry_id!r}")
+    return RemoveResult(entry_id=entry_id, removed=removed)

@@ -1,0 +1,49 @@
+"""A conversation after the fact and during a handoff: its transcript, a human agent's messages, handing it back
+to the bot, and the customer's rating of the latest reply."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, HTTPException
+
+from bot.server.deps import CurrentBot, Server, SessionId, User, checked_message, existing
+from bot.server.schemas import (ERRORS, AgentMessage, AgentMessageResult, ErrorBody, FeedbackRequest,
+                                FeedbackResult, ResumeResult, Transcript, TranscriptTurn)
+
+router = APIRouter(tags=["sessions"], responses=ERRORS)
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody, "description": "Unknown conversation"}}
+
+
+@router.get("/v1/sessions/{session_id}", responses=NOT_FOUND)
+def get_session(session_id: SessionId, _: User, bot: CurrentBot) -> Transcript:
+    """The conversation's turns, personal data masked."""
+    with bot.sessions.open(existing(bot, session_id)) as session:
+        turns = [TranscriptTurn(role=t.role, text=t.text, mode=t.mode, timestamp=t.timestamp, data=t.data)
+                 for t in session.turns]
+        return Transcript(session_id=session.id, state=session.state, turns=turns)
+
+
+@router.post("/v1/sessions/{session_id}/agent-message", responses=NOT_FOUND)
+def agent_message(session_id: SessionId, body: AgentMessage, _: User, bot: CurrentBot,
+                  server: Server) -> AgentMessageResult:
+    """Record a human agent's message (your tool shows it to the customer)."""
+    bot.agent_message(existing(bot, session_id), checked_message(body.text, server))
+    return AgentMessageResult(session_id=session_id, turns=len(bot.sessions.get(session_id).turns))
+
+
+@router.post("/v1/sessions/{session_id}/resume", responses=NOT_FOUND)
+def resume(session_id: SessionId, _: User, bot: CurrentBot) -> ResumeResult:
+    """Hand the conversation back to the bot after a handoff."""
+    return ResumeResult(session_id=session_id, resumed=bot.resume(existing(bot, session_id)))
+
+
+@router.post("/v1/feedback", responses={
+    **NOT_FOUND, 409: {"model": ErrorBody, "description": "No reply to rate yet"}})
+def feedback(body: FeedbackRequest, _: User, bot: CurrentBot) -> FeedbackResult:
+    """Rate the latest reply of a conversation."""
+    try:
+        turn = bot.feedback(existing(bot, body.session_id), body.rating, body.comment)
+    except ValueError as e:
+        raise HTTPException(409, str(e)) from None
+    return FeedbackResult(session_id=body.session_id, turn=turn)
