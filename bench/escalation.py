@@ -126,7 +126,7 @@ def tune_fraud(embedder, cache_dir: Path) -> dict:
     """C and threshold of the fraud classifier, on 20% of BANKING77's 80% split; the dev split is not read."""
     import numpy as np
 
-    from bot.escalation.policy import BUILTIN_TOPICS, DATA_DIR, ExampleSet, TopicClassifier, message_vectors, read_examples
+    from bot.escalation.examples import BUILTIN_TOPICS, DATA_DIR, ExampleSet, TopicClassifier, message_vectors, read_examples
     from finetune._common import banking77_split, stratified_split
     from finetune.escalation_examples import FRAUD_BORDERLINE, FRAUD_INTENTS
 
@@ -198,7 +198,7 @@ def main() -> None:
 
     torch.set_num_threads(os.cpu_count() or 2)
     from bot import Bot, load_settings
-    from bot.escalation.policy import BUILTIN_TOPICS
+    from bot.escalation.examples import BUILTIN_TOPICS
     from finetune.escalation_examples import bitext_split
     from knowledge import KnowledgeBase
 

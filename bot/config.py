@@ -60,6 +60,11 @@ class AnswerSettings(Section):
                                              description="When generation fails the grounding check, the best "
                                                          "passage sentence is answered if this similar to the "
                                                          "question; otherwise fallback.")
+    followup_max_words: int = Field(12, ge=1, le=100, description="A message of at most this many words with a "
+                                    "follow-up cue (\"and\", \"what about\", \"that\") is also searched joined "
+                                    "with the previous customer message.")
+    followup_margin: float = Field(0.05, ge=0.0, le=1.0, description="The joined search is used unless its best "
+                                   "score is lower than the message's own by more than this.")
     unanswered_log: Path | None = Field(None, description="JSONL file of questions that got a fallback "
                                                           "(default: unanswered.jsonl beside the store).")
 
@@ -126,6 +131,8 @@ class EscalationSettings(Section):
     fallback_streak: int = Field(2, ge=1, le=20, description="K: consecutive fallbacks that hand over.")
     repeat_similarity: float = Field(0.9, ge=0.0, le=1.0,
                                      description="A message this similar to an earlier one counts as a repeat.")
+    repeat_min_words: int = Field(3, ge=1, le=50, description="Messages with fewer words are never counted as a "
+                                  "repeat (\"yes\", \"ok thanks\" recur without being the same question).")
     # sensitive_topic
     sensitive_topics: list[str] = Field(["legal_threat", "fraud"],
                                         description="Topics that go to a human; built in: legal_threat, fraud, "
@@ -138,6 +145,9 @@ class EscalationSettings(Section):
     topic_min_probability: float = Field(0.9, ge=0.0, le=1.0,
                                          description="Probability of being on the topic needed, for a topic with "
                                                      "counter-examples (the built-in fraud topic).")
+    topic_classifier_c: float = Field(16.0, gt=0.0, description="Inverse regularisation strength (C) of the "
+                                      "logistic regression fitted for a topic with counter-examples (chosen on a "
+                                      "tuning split of BANKING77: bench/escalation.py --tune).")
     # low_confidence
     low_confidence: bool = Field(False, description="Rule: hand over instead of any fallback answer.")
     # delivery

@@ -1,11 +1,12 @@
 """``Bot``: from a customer message to a reply the company can stand behind.
 
 For each message: sentiment -> if a human has the conversation, record it for them and stay silent ->
-escalation policy (customer request, sensitive topic, negative sentiment, repeated question: hand over) ->
-retrieval with a query that accounts for the conversation ->
+escalation policy (``bot/escalation/rules.py``: customer request, sensitive topic, negative sentiment, repeated
+question: hand over) -> retrieval with a query that accounts for the conversation
+(``bot/conversation/retrieval.py``) -> the reply decision (``bot/conversation/decision.py``):
 ``faq`` (top FAQ score >= answer_threshold: the curated answer verbatim, no LM call),
-``generated`` (evidence >= generate_threshold: the LM writes from the top passages, then a grounding check;
-if it fails, the passage sentence closest to the question, or else fallback), or
+``generated`` (evidence >= generate_threshold: the LM writes from the top passages, then a grounding check,
+``bot/conversation/grounded.py``; if it fails, the passage sentence closest to the question, or else fallback), or
 ``fallback`` (say so plainly, offer a human, log the question as unanswered; or hand over, when it is the
 K-th fallback in a row or the deployment prefers a human to any fallback).
 A handoff is a structured event (``Reply.escalation``) delivered to callbacks and the webhook; the session
@@ -25,26 +26,23 @@ import time
 from pathlib import Path
 from typing import Any, Iterator
 
-from bot.conversation import grounding
-from bot.conversation.condense import contextual_query
 from bot.config import Settings, load_settings
-from bot.escalation.policy import Decision, EscalationPolicy
-from bot.generation.local import Generator, make_generator
+from bot.conversation.decision import decide
+from bot.conversation.grounded import ground, source_of
+from bot.conversation.prompting import PromptPassage, build_messages, strip_instructions
+from bot.conversation.retrieval import ContextualRetriever
 from bot.escalation.handoff import EscalationCallback, Notifier, build_event, transcript
-from bot.conversation.prompting import PromptPassage, build_messages, is_no_answer, strip_instructions
-from bot.storage.redaction import Redactor
+from bot.escalation.policy import EscalationPolicy
+from bot.escalation.rules import Decision
 from bot.escalation.sentiment import SentimentClassifier
+from bot.generation import Generator, make_generator
 from bot.storage.factory import make_sessions
+from bot.storage.redaction import Redactor
 from bot.storage.sessions import Session, SessionStore, Turn
 from bot.types import Escalation, Mode, Reply, Sentiment, Source
 from knowledge import Hit, KnowledgeBase
 
 log = logging.getLogger("supportbot")
-
-
-def _source(hit: Hit) -> Source:
-    return Source(entry_id=hit.entry_id, title=hit.title, text=hit.text, score=hit.score, url=hit.url,
-                  kind=hit.kind)
 
 
 class Bot:
@@ -55,6 +53,7 @@ class Bot:
                  sentiment: SentimentClassifier | None = None) -> None:
         self.settings = settings or (knowledge.settings if knowledge is not None else load_settings())
         self.knowledge = knowledge or KnowledgeBase(settings=self.settings)
+        self.retriever = ContextualRetriever.from_settings(self.knowledge, self.settings)
         self.generator = generator or make_generator(self.settings)
         self.sessions = sessions or make_sessions(self.settings)
         self.sentiment = sentiment or (SentimentClassifier.from_settings(self.settings)
@@ -153,13 +152,7 @@ class Bot:
     def retrieve(self, message: str, previous: list[str] | tuple[str, ...] = ()) -> list[Hit]:
         """Search with the message, or with the message in context (the customer's ``previous`` turns) when
         it reads like a follow-up."""
-        hits = self.knowledge.search(message)
-        history = self.settings.sessions.history_turns
-        query = contextual_query(message, list(previous)[-history:]) if history else None
-        if query is None or (hits and hits[0].score >= self.settings.answer.answer_threshold):
-            return hits
-        joint = self.knowledge.search(query)
-        return joint if joint and (not hits or joint[0].score >= hits[0].score - 0.05) else hits
+        return self.retriever.run(message, previous)
 
     def _turn(self, session: Session, message: str) -> Iterator[str | Reply]:
         start = time.perf_counter()
@@ -186,46 +179,30 @@ class Bot:
                 start: float) -> Iterator[str | Reply]:
         a = self.settings.answer
         hits = [h.model_copy(update={"text": strip_instructions(h.text)}) for h in self.retrieve(message, previous)]
-        top = hits[0] if hits else None
+        plan = decide(hits, a.answer_threshold, a.generate_threshold, self.settings.generator.max_passages)
         reply = None
-        if top is not None and top.kind == "faq" and top.score >= a.answer_threshold:
-            reply = self._reply(session, "faq", top.text, top.score, [_source(top)], start)
-        elif top is not None and top.score >= a.generate_threshold:
-            used = hits[: self.settings.generator.max_passages]
+        if plan.action == "faq":
+            assert plan.top is not None
+            reply = self._reply(session, "faq", plan.top.text, plan.score, [source_of(plan.top)], start)
+        elif plan.action == "generate":
             pieces: list[str] = []
-            prompt = build_messages(masked, [PromptPassage(h.title, h.text) for h in used])
+            prompt = build_messages(masked, [PromptPassage(h.title, h.text) for h in plan.passages])
             for piece in self.generator.stream(prompt):
                 pieces.append(piece)
                 yield piece
-            reply = self._grounded(session, message, "".join(pieces).strip(), used, start)
-        if reply is None:
-            self._log_unanswered(session, masked, top)
-            decision = self.policy.on_fallback(since, top.score if top else 0.0)
+            answer = ground(message, "".join(pieces).strip(), plan.passages, a.grounding_min_overlap,
+                            a.grounding_min_similarity, a.extractive_min_similarity, self.knowledge.embedder.embed)
+            if answer is not None:
+                reply = self._reply(session, "generated", answer.text, answer.confidence, answer.sources, start,
+                                    extractive=answer.extractive)
+        if reply is None:  # fallback: the plan's, or a generated answer that was not grounded
+            self._log_unanswered(session, masked, plan.top)
+            decision = self.policy.on_fallback(since, plan.score)
             if decision is not None:
                 yield self._handoff(session, decision, None, start)
                 return
-            reply = self._reply(session, "fallback", a.fallback_message, top.score if top else 0.0, [], start)
+            reply = self._reply(session, "fallback", a.fallback_message, plan.score, [], start)
         yield reply
-
-    def _grounded(self, session: Session, question: str, text: str, used: list[Hit], start: float) -> Reply | None:
-        """The generated answer if grounded; else the closest passage sentence; else None (fallback)."""
-        a = self.settings.answer
-        texts = [h.text for h in used]
-        embed = self.knowledge.embedder.embed
-        if not is_no_answer(text):
-            check = grounding.check(text, texts, a.grounding_min_overlap, a.grounding_min_similarity, embed)
-            if check.supported:
-                cited = check.cited or [grounding.best_supporting(text, texts)]
-                sources = [_source(used[n - 1]).model_copy(update={"citation": n}) for n in cited]
-                return self._reply(session, "generated", text, max(s.score for s in sources), sources, start)
-            log.info("generated answer rejected (%s)", check.reason)
-        best = grounding.best_sentence(question, texts, embed)
-        if best is not None and best[2] >= a.extractive_min_similarity:
-            n, sentence, _ = best
-            source = _source(used[n - 1]).model_copy(update={"citation": 1})
-            return self._reply(session, "generated", f"{sentence} [1]", min(source.score, best[2]), [source],
-                               start, extractive=True)
-        return None
 
     def _handoff(self, session: Session, decision: Decision, sentiment: Sentiment | None, start: float) -> Reply:
         """Hand the conversation to a human (or, with none available, say so honestly) and notify integrations."""

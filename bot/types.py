@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import time
+from enum import Enum
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 Mode = Literal["faq", "generated", "fallback", "handoff"]
 
@@ -29,10 +30,25 @@ class Sentiment(BaseModel):
     anger: float = Field(0.0, ge=0.0, le=1.0)
 
 
+class EscalationReason(str, Enum):
+    """Why a conversation went to a human: the name of the escalation rule that decided it."""
+
+    CUSTOMER_REQUEST = "customer_request"  # the customer asked for a person
+    SENSITIVE_TOPIC = "sensitive_topic"  # a topic the company wants a person for (legal threat, fraud, ...)
+    NEGATIVE_SENTIMENT = "negative_sentiment"  # very negative or angry, or negative for several turns
+    REPEATED_FAILURE = "repeated_failure"  # the same question again, or fallbacks in a row
+    LOW_CONFIDENCE = "low_confidence"  # (off by default) a person instead of any fallback
+
+    def __str__(self) -> str:
+        return self.value
+
+
 class Escalation(BaseModel):
     """A handoff to a human: why, and what the agent needs to take over."""
 
-    reason: str  # customer_request, negative_sentiment, repeated_failure, sensitive_topic or low_confidence
+    model_config = ConfigDict(use_enum_values=True)  # ``reason`` is stored and compared as its plain string
+
+    reason: EscalationReason
     detail: str = ""  # what triggered the rule
     summary: str = ""  # for the agent: what the customer wants, what the bot answered, the sentiment trend
     transcript: list[dict[str, Any]] = Field(default_factory=list)

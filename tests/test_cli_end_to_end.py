@@ -81,7 +81,7 @@ def test_models_install_prepares_the_escalation_policy(tmp_path, monkeypatch, ca
     """`models install` embeds the escalation examples and fits the fraud classifier into the cache, so that the
     first turn does not (pip is stubbed out: the bundled packages are installed already)."""
     import bot.models
-    from bot.escalation.policy import TopicClassifier
+    from bot.escalation.examples import TopicClassifier
 
     monkeypatch.setattr(bot.models, "install_bundled", lambda: [])
     monkeypatch.setattr(TopicClassifier, "_fitted", {})  # as in a new process

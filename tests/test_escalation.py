@@ -19,7 +19,8 @@ from typing import Any
 import pytest
 
 from bot import Bot, load_settings
-from bot.escalation.policy import Decision, EscalationPolicy
+from bot.escalation.policy import EscalationPolicy
+from bot.escalation.rules import Decision
 from bot.escalation.handoff import Notifier, summarize
 from bot.storage.sessions import Turn
 from bot.types import Escalation, Sentiment
@@ -204,7 +205,7 @@ def test_low_confidence_rule_hands_over_instead_of_any_fallback(demo_kb_path, tm
     ("If my money isn't back by Friday I will take you to court", "legal_threat"),
     pytest.param("There are charges on my card from your shop that I never made", "fraud", marks=pytest.mark.xfail(
         strict=True, reason="a known miss of the fraud classifier (probability 0.86 < 0.9): it reads as close to "
-                            "BANKING77's card-fee questions; README, Fraud on BANKING77")),
+                            "BANKING77's card-fee questions; docs/benchmarks.md, Fraud on BANKING77")),
 ])
 def test_sensitive_topics_hand_over(demo_kb_path, tmp_path, message, topic):
     bot = make_bot(demo_kb_path, tmp_path, ForbiddenGenerator(), FixedSentiment())
@@ -431,7 +432,7 @@ def test_summary_without_sentiment_or_answers():
 
 
 def test_policy_example_embeddings_are_cached_on_disk(tmp_path, monkeypatch):
-    from bot.escalation.policy import TopicClassifier
+    from bot.escalation.examples import TopicClassifier
     from knowledge.embedder import Embedder
 
     monkeypatch.setattr(TopicClassifier, "_fitted", {})  # as in a new process
@@ -445,7 +446,7 @@ def test_policy_example_embeddings_are_cached_on_disk(tmp_path, monkeypatch):
 
 
 def test_the_fitted_topic_classifier_is_reused_not_refitted(tmp_path, monkeypatch):
-    from bot.escalation.policy import TopicClassifier
+    from bot.escalation.examples import TopicClassifier
     from knowledge.embedder import Embedder
 
     monkeypatch.setattr(TopicClassifier, "_fitted", {})  # fits here, writes to this cache

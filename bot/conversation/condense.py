@@ -16,13 +16,14 @@ _CUES = re.compile(
 )
 
 
-def looks_like_followup(message: str) -> bool:
-    """Short messages with a follow-up cue (a leading 'and/what about', or a pronoun such as 'that')."""
-    return len(message.split()) <= 12 and bool(_CUES.search(message))
+def looks_like_followup(message: str, max_words: int = 12) -> bool:
+    """Short messages (``answer.followup_max_words``) with a follow-up cue (a leading 'and/what about', or a
+    pronoun such as 'that')."""
+    return len(message.split()) <= max_words and bool(_CUES.search(message))
 
 
-def contextual_query(message: str, previous_customer_turns: list[str]) -> str | None:
+def contextual_query(message: str, previous_customer_turns: list[str], max_words: int = 12) -> str | None:
     """The message joined with the previous customer turn, or None when there is nothing to join."""
-    if not previous_customer_turns or not looks_like_followup(message):
+    if not previous_customer_turns or not looks_like_followup(message, max_words):
         return None
     return f"{previous_customer_turns[-1]} {message}"

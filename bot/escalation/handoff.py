@@ -18,7 +18,7 @@ import threading
 import time
 from typing import Any, Callable, Sequence
 
-from bot.escalation.policy import Decision
+from bot.escalation.rules import Decision
 from bot.storage.sessions import Turn
 from bot.types import Escalation
 

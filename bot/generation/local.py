@@ -1,8 +1,7 @@
-"""Text generators behind one small interface: ``warm_up()``, ``generate(messages)``, ``stream(messages)``.
+"""Local text generators (transformers), behind the interface of ``bot.generation.Generator``.
 
 * ``CausalLMGenerator``: AutoModelForCausalLM with its chat template (the default, SmolLM2);
 * ``Seq2SeqGenerator``: AutoModelForSeq2SeqLM (T5-style) on the flattened prompt;
-* ``OpenAIChatGenerator`` (``bot.generation.openai_compatible``): any OpenAI-compatible HTTP endpoint.
 
 Local models are loaded through ``bot.models`` (lazily, shared per process) and decode greedily.
 """
@@ -11,18 +10,10 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Any, Iterator, Protocol
+from typing import Any, Iterator
 
 from bot.models import load_causal_lm, load_seq2seq_lm
 from bot.conversation.prompting import flatten_messages
-
-
-class Generator(Protocol):
-    def warm_up(self) -> Any: ...
-
-    def generate(self, messages: list[dict[str, str]]) -> str: ...
-
-    def stream(self, messages: list[dict[str, str]]) -> Iterator[str]: ...
 
 
 class _LocalGenerator:
@@ -115,20 +106,3 @@ def _stream_generate(tok: Any, model: Any, enc: Any, max_new_tokens: int, skip_p
     thread.join()
     if errors:
         raise errors[0]
-
-
-def make_generator(settings: Any) -> Generator:
-    """The generator the settings ask for (``settings`` is the full Settings object)."""
-    g = settings.generator
-    if g.backend == "openai":
-        from bot.errors import ConfigError
-        from bot.generation.openai_compatible import OpenAIChatGenerator
-
-        if not g.base_url:
-            raise ConfigError("generator.backend = 'openai' needs generator.base_url "
-                              "(e.g. http://127.0.0.1:8080/v1)")
-        return OpenAIChatGenerator(g.base_url, g.model, api_key=g.api_key, max_new_tokens=g.max_new_tokens,
-                                   timeout_s=g.timeout_s)
-    if g.architecture == "seq2seq":
-        return Seq2SeqGenerator(g.model, settings.cache, g.max_new_tokens)
-    return CausalLMGenerator(g.model, settings.cache, g.max_new_tokens, g.dtype, g.prompt_lookup_tokens)
