@@ -16,7 +16,8 @@ sys.path.insert(0, str(REPO))
 
 async def shoot(conversation: list[str], path: Path, panel: bool) -> None:
     from bot import Bot, load_settings
-    from tui import ReplyMeta, SupportApp
+    from bot.terminal.widgets import ReplyMeta
+    from tui import SupportApp
 
     with tempfile.TemporaryDirectory() as tmp:
         settings = load_settings(knowledge={"path": Path(tmp) / "kb"}, answer={"unanswered_log": Path(tmp) / "u"})

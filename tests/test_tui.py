@@ -14,10 +14,11 @@ from typing import Any, Callable
 from textual.widgets import Markdown
 
 from bot import Bot, load_settings
+from bot.terminal.widgets import (AgentMessage, BotMessage, CustomerMessage, HandoffBanner, HistoryInput, Note,
+                                  ReplyMeta, SidePanel)
 from tests.conftest import DEMO
 from tests.test_engine import ForbiddenGenerator, ScriptedGenerator, cite
-from tui import (AgentMessage, BotMessage, CustomerMessage, HandoffBanner, HistoryInput, Note, ReplyMeta,
-                 SidePanel, SupportApp)
+from tui import SupportApp
 
 SIZE = (110, 36)
 
@@ -170,6 +171,24 @@ async def test_selecting_an_earlier_reply_shows_its_sources(demo_kb_path, tmp_pa
         assert app.query_one(SidePanel).has_class("-visible")
         await pilot.click(list(app.query(BotMessage))[-1])
         assert "[1] Where is my order?" in panel_text(app)
+
+
+async def test_the_chat_follows_a_long_streamed_reply_and_a_short_one_stays_at_the_top(demo_kb_path, tmp_path):
+    chunks = [f"Line {n} of a long answer about repairs.\n\n" for n in range(30)] + ["Done [1]."]
+    gen = GatedGenerator(chunks)
+    app = make_app(demo_kb_path, tmp_path, gen)
+    async with app.run_test(size=SIZE) as pilot:
+        chat = app.query_one("#chat")
+        await pilot.pause(0.2)
+        assert chat.scroll_y == 0 and chat.is_anchored  # a short conversation sits at the top
+        await send(pilot, "How long does a warranty repair take?")
+        for n, gate in enumerate(gen.gates[:-1]):
+            gate.set()
+            await until(pilot, lambda n=n: f"Line {n} " in list(app.query(BotMessage))[-1].source)
+        await pilot.pause(0.3)
+        assert chat.max_scroll_y > 0 and chat.scroll_y == chat.max_scroll_y  # anchored: the end is in view
+        gen.gates[-1].set()
+        await until(pilot, lambda: metas(app)[-1])
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -375,6 +394,60 @@ async def test_the_command_palette_has_an_entry_for_each_command(demo_kb_path, t
     for needed in ("Help", "New conversation", "Search the knowledge base", "Ingest files", "Sources panel",
                    "Feedback: good reply", "Feedback: bad reply", "Hand back to the bot", "Quit"):
         assert needed in titles
+
+
+async def test_a_palette_entry_runs_its_command_or_types_it_in(demo_kb_path, tmp_path):
+    app = make_app(demo_kb_path, tmp_path, ForbiddenGenerator())
+    async with app.run_test(size=SIZE) as pilot:
+        entries = {c.title: c for c in app.get_system_commands(app.screen)}
+        app.call_later(entries["Sources panel"].callback)  # as the palette calls its entries
+        await pilot.pause(0.1)
+        assert app.query_one(SidePanel).has_class("-visible")
+        app.call_later(entries["Search the knowledge base"].callback)
+        await pilot.pause(0.1)
+        assert app.query_one(HistoryInput).value == "/kb search "
+
+
+def test_the_command_table_gives_the_help_the_dispatcher_and_the_palette():
+    from bot.terminal.commands import COMMANDS, help_markdown, palette, parse
+
+    help_text = help_markdown()
+    for command in COMMANDS:
+        assert command.usage in help_text and command.help in help_text
+        assert callable(getattr(SupportApp, command.method))  # a new row names a method the app has
+    assert parse("/KB search cancel my order")[1] == ["cancel my order"]
+    assert parse("/ingest a.md 'b c.md'")[1] == [["a.md", "b c.md"]]
+    assert parse("/feedback up")[1] == ["up"] and parse("/exit")[0].method == "exit"
+    for incomplete in ("/kb", "/kb search", "/ingest", "/feedback", "/feedback sideways", "/frobnicate", "/"):
+        assert parse(incomplete) is None
+    lines = {entry.title: (entry.line, entry.complete) for entry in palette()}
+    assert lines["Feedback: bad reply"] == ("/feedback down", True) and lines["Ingest files"] == ("/ingest ", False)
+
+
+def test_citations_split_across_streamed_chunks_are_linked():
+    from bot.terminal.citations import CitationLinker, link_citations
+
+    text = "Repairs take 10-15 days [1][2], not [123] or [x]; see [12]"
+    for cut in range(len(text) + 1):
+        for cut2 in range(cut, len(text) + 1):
+            linker = CitationLinker()
+            streamed = "".join(linker.feed(part) for part in (text[:cut], text[cut:cut2], text[cut2:], " "))
+            assert streamed == link_citations(text + " ")
+    assert link_citations("see [2].") == "see [\\[2\\]](source:2)."
+
+
+def test_python_tui_py_reports_a_configuration_error_on_one_line(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    config = tmp_path / "supportbot.toml"
+    config.write_text("[knowledge]\nnonsense = 1\n")
+    done = subprocess.run([sys.executable, str(Path(__file__).resolve().parent.parent / "tui.py")], cwd=tmp_path,
+                          env={**os.environ, "SUPPORTBOT_CONFIG": str(config)}, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [f"error: unknown setting 'knowledge.nonsense' in {config}"]
 
 
 # --------------------------------------------------------------------------------------------------------
