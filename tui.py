@@ -12,7 +12,6 @@ This module is the app: it wires the widgets (``bot/terminal/widgets.py``), the 
 from __future__ import annotations
 
 import inspect
-import os
 import sys
 import threading
 import uuid
@@ -30,9 +29,20 @@ from textual.widgets import Footer, Header, Input, Markdown, ProgressBar, Static
 
 from bot.config import Settings, load_settings
 from bot.errors import SupportbotError
+from bot.quiet import quiet_libraries
 from bot.terminal import STYLESHEET, commands
-from bot.terminal.widgets import (AgentMessage, BotMessage, ChatLog, CustomerMessage, HandoffBanner, HistoryInput,
-                                  Note, ReplyMeta, SidePanel, invalid_records)
+from bot.terminal.widgets import (
+    AgentMessage,
+    BotMessage,
+    ChatLog,
+    CustomerMessage,
+    HandoffBanner,
+    HistoryInput,
+    Note,
+    ReplyMeta,
+    SidePanel,
+    invalid_records,
+)
 
 GREETING = "Hello! Ask me anything about our orders, shipping, returns and more."
 
@@ -325,29 +335,12 @@ class SupportApp(App[None]):
             self.query_one(HistoryInput).prefill(entry.line)
 
 
-def _quiet_libraries() -> None:
-    """Keep library progress bars and advisory warnings off the terminal the app draws on (as ``supportbot``
-    does before ``chat``)."""
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    import warnings
-
-    warnings.filterwarnings("ignore")
-    try:
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.set_verbosity_error()
-        hf_logging.disable_progress_bar()
-    except ImportError:  # pragma: no cover
-        pass
-
-
 def main() -> None:
     """``python tui.py``: the app on the configured settings (``$SUPPORTBOT_CONFIG`` or ``./supportbot.toml``).
 
     A configuration error is one line on stderr and exit code 2, as with ``supportbot``; a missing knowledge
     base is a notification in the app."""
-    _quiet_libraries()
+    quiet_libraries()
     try:
         SupportApp(settings=load_settings()).run()
     except SupportbotError as e:

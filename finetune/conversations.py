@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from finetune._common import TrainingDataError
-from knowledge.schema import FAQEntry
+
+if TYPE_CHECKING:
+    from knowledge.schema import FAQEntry
 
 CUSTOMER_ROLES = frozenset({"customer", "user", "human", "client"})
 AGENT_ROLES = frozenset({"agent", "assistant", "bot", "support", "ai"})

@@ -22,16 +22,20 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import random
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
-from finetune._common import TrainingDataError, run_faq_task
+from finetune import cli
+from finetune import model_card as cards
+from finetune._common import TrainingDataError
 from finetune.conversations import Exchange, match_entries, with_variants
-from knowledge.schema import FAQEntry
+from finetune.faq import faq_command
+
+if TYPE_CHECKING:
+    from knowledge.schema import FAQEntry
 
 EMBEDDER_FILE = "supportbot_embedder.json"
 
@@ -41,7 +45,8 @@ class EmbedderOptions:
     base: str = "bundled:minilm"
     epochs: int = 1
     batch_size: int = 64
-    learning_rate: float = 3e-5  # chosen on a tuning split of BANKING77 (README, "Fine-tuning")
+    learning_rate: float = dataclasses.field(default=3e-5, metadata={
+        "help": "chosen on a tuning split of BANKING77 (bench/finetune_embedder.py --tune)"})
     warmup_ratio: float = 0.1
     hard_negatives: bool = False
     dev_share: float = 0.2
@@ -49,22 +54,6 @@ class EmbedderOptions:
 
 
 # --- data ------------------------------------------------------------------------------------------------------
-def load_entries(paths: Sequence[Path], mapping: Any = None) -> list[FAQEntry]:
-    """FAQ entries from the files the knowledge base ingests; any invalid record stops here, before training."""
-    from knowledge import KnowledgeBase
-
-    with tempfile.TemporaryDirectory() as tmp:
-        loaded = KnowledgeBase(path=Path(tmp) / "unused").load(paths, mapping)
-    problems = [p for lf in loaded for p in lf.invalid]
-    if problems:
-        raise TrainingDataError("; ".join(str(p) for p in problems[:5]) +
-                                (f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""))
-    entries = [e for lf in loaded for e in lf.entries]
-    if not entries:
-        raise TrainingDataError(f"no FAQ entries in {', '.join(str(p) for p in paths)}")
-    return entries
-
-
 def split_variants(entries: Sequence[FAQEntry], dev_share: float, seed: int
                    ) -> tuple[list[FAQEntry], list[tuple[str, str]]]:
     """Hold out ``dev_share`` of each entry's variants (keeping at least one) as (query, entry id) pairs."""
@@ -206,14 +195,26 @@ def evaluate(model_ref: str, entries: Sequence[FAQEntry], dev: Sequence[tuple[st
 
 
 # --- training --------------------------------------------------------------------------------------------------
-def train(entries: Sequence[FAQEntry], output: Path, options: EmbedderOptions,
-          dev: Sequence[tuple[str, str]] | None = None, command: str = "", data_note: str = "",
-          cache_dir: Path | None = None, evaluate_before: bool = True,
-          conversations: Sequence[Exchange] = ()) -> dict[str, Any]:
-    """Fine-tune, save a sentence-transformers model with its model card to ``output``; return the metrics."""
+def _with_logged_variants(entries: Sequence[FAQEntry], conversations: Sequence[Exchange], cache_dir: Path
+                          ) -> tuple[list[FAQEntry], dict[str, Any]]:
+    """The entries with the logged questions matched to them as new variants, in customers' own words (matched
+    with the configured embedding model, not the base being trained); what the logs added."""
+    from bot.config import load_settings
+    from knowledge.embedder import Embedder
+
+    judge = Embedder(load_settings(None).knowledge.embedding_model, cache_dir)
+    matched = match_entries(conversations, entries, judge.embed)
+    logged = {"exchanges": len(conversations), "matched_by_id": matched.by_id, "matched_by_answer": matched.by_answer,
+              "new_variants": sum(len(v) for v in matched.variants.values()), "unmatched": len(matched.unmatched)}
+    return with_variants(entries, matched.variants), logged
+
+
+def _trainer(model: Any, rows: list[tuple[str, ...]], anchors: list[str], negatives: list[str] | None,
+             options: EmbedderOptions, output: Path) -> Any:
+    """A sentence-transformers trainer with MultipleNegativesRankingLoss and batches of one text per entry."""
     import torch
     from datasets import Dataset
-    from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer
+    from sentence_transformers import SentenceTransformerTrainer
     from sentence_transformers.losses import MultipleNegativesRankingLoss
 
     try:  # sentence-transformers >= 6
@@ -221,21 +222,34 @@ def train(entries: Sequence[FAQEntry], output: Path, options: EmbedderOptions,
     except ImportError:  # pragma: no cover - 5.x
         from sentence_transformers.training_args import SentenceTransformerTrainingArguments
 
-    from knowledge.settings import default_cache_dir
+    columns = ["anchor", "positive", "negative"][: len(rows[0])]
+    dataset = Dataset.from_dict({c: [r[i] for r in rows] for i, c in enumerate(columns)})
+    args = SentenceTransformerTrainingArguments(
+        output_dir=str(output / "checkpoints"), num_train_epochs=options.epochs,
+        per_device_train_batch_size=options.batch_size, learning_rate=options.learning_rate,
+        warmup_steps=options.warmup_ratio,  # a float < 1 is a ratio in transformers 5
+        seed=options.seed, save_strategy="no", report_to="none",
+        logging_steps=10, disable_tqdm=False, use_cpu=not torch.cuda.is_available(),
+        batch_sampler=functools.partial(_entry_batches, anchors, negatives))
+    return SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset,
+                                      loss=MultipleNegativesRankingLoss(model))
+
+
+def train(entries: Sequence[FAQEntry], output: Path, options: EmbedderOptions,
+          dev: Sequence[tuple[str, str]] | None = None, command: str = "", data_note: str = "",
+          cache_dir: Path | None = None, evaluate_before: bool = True,
+          conversations: Sequence[Exchange] = ()) -> dict[str, Any]:
+    """Fine-tune, save a sentence-transformers model with its model card to ``output``; return the metrics."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+
     from bot.models import materialize
+    from knowledge.settings import default_cache_dir
 
     cache_dir = cache_dir or default_cache_dir()
     logged: dict[str, Any] | None = None
-    if conversations:  # logged questions matched to an entry are new variants, in customers' own words
-        from bot.config import load_settings
-        from knowledge.embedder import Embedder
-
-        judge = Embedder(load_settings(None).knowledge.embedding_model, cache_dir)  # the configured, not the base
-        matched = match_entries(conversations, entries, judge.embed)
-        entries = with_variants(entries, matched.variants)
-        logged = {"exchanges": len(conversations), "matched_by_id": matched.by_id,
-                  "matched_by_answer": matched.by_answer,
-                  "new_variants": sum(len(v) for v in matched.variants.values()), "unmatched": len(matched.unmatched)}
+    if conversations:
+        entries, logged = _with_logged_variants(entries, conversations, cache_dir)
     if dev is None:
         entries, dev = split_variants(entries, options.dev_share, options.seed)
     meta: dict[str, Any] = {"base": options.base, "options": dataclasses.asdict(options), "command": command,
@@ -251,18 +265,8 @@ def train(entries: Sequence[FAQEntry], output: Path, options: EmbedderOptions,
     if not rows:
         raise TrainingDataError("no entry has two or more question variants: nothing to learn from "
                                 "(add variants, or past questions mapped to their entry)")
-    columns = ["anchor", "positive", "negative"][: len(rows[0])]
-    dataset = Dataset.from_dict({c: [r[i] for r in rows] for i, c in enumerate(columns)})
     output = Path(output)
-    args = SentenceTransformerTrainingArguments(
-        output_dir=str(output / "checkpoints"), num_train_epochs=options.epochs,
-        per_device_train_batch_size=options.batch_size, learning_rate=options.learning_rate,
-        warmup_steps=options.warmup_ratio,  # a float < 1 is a ratio in transformers 5
-        seed=options.seed, save_strategy="no", report_to="none",
-        logging_steps=10, disable_tqdm=False, use_cpu=not torch.cuda.is_available(),
-        batch_sampler=functools.partial(_entry_batches, anchors, negatives))
-    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset,
-                                         loss=MultipleNegativesRankingLoss(model))
+    trainer = _trainer(model, rows, anchors, negatives, options, output)
     start = time.perf_counter()
     result = trainer.train()
     meta["train_seconds"] = round(time.perf_counter() - start, 1)
@@ -271,38 +275,38 @@ def train(entries: Sequence[FAQEntry], output: Path, options: EmbedderOptions,
     model.save(str(output))
     if dev:
         meta["after"] = evaluate(str(output), entries, dev, cache_dir)
-    (output / EMBEDDER_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-    (output / "README.md").write_text(model_card(meta), encoding="utf-8")
+    cards.save(output, EMBEDDER_FILE, meta, model_card(meta))
     return meta
 
 
 def model_card(meta: dict[str, Any]) -> str:
-    lines = ["# supportbot fine-tuned embedder", "",
-             f"`{meta['base']}` fine-tuned on {meta['entries']} FAQ entries ({meta['train_examples']} training "
+    intro = [f"`{meta['base']}` fine-tuned on {meta['entries']} FAQ entries ({meta['train_examples']} training "
              "rows: variant, another variant of the same entry"
              + (", the closest variant of another entry" if meta["options"]["hard_negatives"] else "") +
              ") with MultipleNegativesRankingLoss, in batches with one entry per text, by "
              "`finetune/embedder.py`.", "",
              "Use it: `supportbot kb reindex --embedding-model <this directory>`, then set "
-             "`knowledge.embedding_model` to it.", "",
-             "## Data", "", meta.get("data") or "(see command)", "",
-             "## Command", "", "```", meta.get("command") or "python -m finetune.embedder", "```", "",
-             f"Training took {meta.get('train_seconds', 0):.0f} s on the machine that ran it.", ""]
+             "`knowledge.embedding_model` to it."]
+    training = f"Training took {meta.get('train_seconds', 0):.0f} s on the machine that ran it."
+    sections = []
     if "after" in meta:
-        lines += ["## Retrieval on held-out questions", "",
-                  f"{meta['dev_queries']} held-out questions searched in a knowledge base of the training entries: "
-                  "the bot's hybrid search (dense + BM25), and dense search alone (the embedding model's own part):",
-                  "", "| model | top-1 | recall@3 | dense top-1 | dense recall@3 |", "|---|---|---|---|---|"]
-        rows = ([(meta["base"], meta["before"])] if "before" in meta else []) + [("fine-tuned", meta["after"])]
-        for name, m in rows:
-            lines.append(f"| {name} | {m['top1']:.4f} | {m['recall_at_3']:.4f} | {m['dense_top1']:.4f} | "
-                         f"{m['dense_recall_at_3']:.4f} |")
-        lines.append("")
-    return "\n".join(lines)
+        sections.append([
+            "## Retrieval on held-out questions", "",
+            f"{meta['dev_queries']} held-out questions searched in a knowledge base of the training entries: "
+            "the bot's hybrid search (dense + BM25), and dense search alone (the embedding model's own part):", "",
+            *cards.before_after(meta, ("model", "top-1", "recall@3", "dense top-1", "dense recall@3"),
+                                lambda m: [f"{m[k]:.4f}" for k in ("top1", "recall_at_3", "dense_top1",
+                                                                    "dense_recall_at_3")]), ""])
+    return cards.render("supportbot fine-tuned embedder", intro, meta, "finetune.embedder", training, sections)
+
+
+command = faq_command("finetune.embedder", EmbedderOptions, train, ("before", "after", "train_seconds"))
+app = cli.task_app(command, __doc__)
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_faq_task(argv, "finetune.embedder", __doc__, EmbedderOptions, train, ("before", "after", "train_seconds"))
+    """``python -m finetune.embedder ...``; the exit code (2 for unusable training data)."""
+    return cli.run(app, argv, "finetune.embedder")
 
 
 if __name__ == "__main__":

@@ -23,16 +23,20 @@ passages retrieved for the question.
 from __future__ import annotations
 
 import dataclasses
-import json
 import random
 import re
 import time
 from pathlib import Path
-from typing import Any, Collection, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Collection, Mapping, Sequence
 
-from finetune._common import TrainingDataError, run_faq_task
+from finetune import cli
+from finetune import model_card as cards
+from finetune._common import TrainingDataError
 from finetune.conversations import Exchange, match_entries
-from knowledge.schema import FAQEntry
+from finetune.faq import faq_command
+
+if TYPE_CHECKING:
+    from knowledge.schema import FAQEntry
 
 GENERATOR_FILE = "supportbot_generator.json"
 _FACT = re.compile(r"(?:[€$£]\s?)?\d+(?:[.,:]\d+)*(?:\s?(?:%|€|\$|£|am|pm))?", re.IGNORECASE)
@@ -51,14 +55,15 @@ def _bf16_available() -> bool:
 @dataclasses.dataclass
 class GeneratorOptions:
     base: str = "bundled:smollm2"
-    architecture: str = "causal"  # causal | seq2seq
-    method: str = "lora"  # lora | full
+    architecture: str = dataclasses.field(default="causal", metadata={"help": "causal or seq2seq (T5-style)"})
+    method: str = dataclasses.field(default="lora", metadata={"help": "lora (merged into the saved model) or full"})
     epochs: float = 2.0
     batch_size: int = 4
     gradient_accumulation: int = 2
     learning_rate: float = 2e-4
     lora_rank: int = 16
-    max_length: int = 1024  # three passages of ~150 tokens, the chat template and a long answer fit
+    max_length: int = dataclasses.field(default=1024, metadata={"help": "tokens per example; longer ones are "
+                                        "dropped (three passages, the chat template and a long answer fit)"})
     variants_per_entry: int = 3
     no_answer_share: float = 0.2
     eval_share: float = 0.15
@@ -66,7 +71,8 @@ class GeneratorOptions:
     seed: int = 13
     save_steps: int = 50
     resume: bool = False
-    bf16: bool = dataclasses.field(default_factory=lambda: _bf16_available())  # mixed precision where native
+    bf16: bool = dataclasses.field(default_factory=lambda: _bf16_available(),
+                                   metadata={"help": "bf16 mixed precision (default: where the GPU or CPU has it)"})
 
 
 @dataclasses.dataclass
@@ -286,18 +292,140 @@ def _rich_progress() -> Any:
     return RichProgress()
 
 
+@dataclasses.dataclass
+class _Examples:
+    """The examples of one run, built with the bot's own retrieval over all entries."""
+
+    train_entries: list[FAQEntry]
+    eval_entries: list[FAQEntry]
+    train: list[GenExample]
+    held_out: list[GenExample]
+    from_logs: dict[str, int] | None  # what the conversation logs added (None without logs)
+
+
+def _knowledge_base(entries: Sequence[FAQEntry], settings: Any, path: Path) -> Any:
+    """A temporary knowledge base of all entries: held-out ones appear as distractors too."""
+    from knowledge import KnowledgeBase
+
+    kb = KnowledgeBase(settings=settings.model_copy(update={"knowledge": settings.knowledge.model_copy(
+        update={"path": path})}))
+    kb.add(list(entries))
+    return kb
+
+
+def build_datasets(entries: Sequence[FAQEntry], kb: Any, options: GeneratorOptions, settings: Any,
+                   rng: random.Random, conversations: Sequence[Exchange]) -> _Examples:
+    """Train and held-out examples (held-out entries never trained on, not even through the logs)."""
+    train_entries, eval_entries = split_entries(entries, options.eval_share, options.seed)
+    max_passages = settings.generator.max_passages
+    embed = kb.embedder.embed
+    matched = match_entries(conversations, entries, embed) if conversations else None
+    logged = matched.variants if matched else {}
+    train_examples = build_examples(train_entries, kb, options, max_passages, rng, logged)
+    eval_examples = build_examples(eval_entries, kb, options, max_passages, rng, logged)[: options.max_eval]
+    from_logs = None
+    if matched:
+        extra = logged_examples(matched.unmatched, kb, max_passages, settings, embed,
+                                exclude={e.id for e in eval_entries})
+        train_examples += extra
+        from_logs = {"exchanges": len(conversations), "matched_by_id": matched.by_id,
+                     "matched_by_answer": matched.by_answer,
+                     "new_variants": sum(len(v) for v in matched.variants.values()),
+                     "unmatched": len(matched.unmatched), "unmatched_grounded": len(extra)}
+    return _Examples(train_entries, eval_entries, train_examples, eval_examples, from_logs)
+
+
+def _training_rows(base: str, examples: Sequence[GenExample], options: GeneratorOptions
+                   ) -> tuple[Any, list[dict[str, list[int]]], int]:
+    """The base model's tokenizer, the encoded examples that fit in ``max_length``, and how many did not."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    encoded = [encode(ex, tokenizer, options.architecture, options.max_length) for ex in examples]
+    rows = [e for e in encoded if e is not None]
+    if not rows:
+        raise TrainingDataError("no training example fits in --max-length; raise it or shorten the answers")
+    return tokenizer, rows, len(encoded) - len(rows)
+
+
+def load_base_model(base: str, options: GeneratorOptions) -> Any:
+    """The base model in float32, wrapped in LoRA adapters on all linear layers with ``--method lora``."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
+
+    auto = AutoModelForSeq2SeqLM if options.architecture == "seq2seq" else AutoModelForCausalLM
+    model = auto.from_pretrained(base, dtype=torch.float32)
+    if options.method == "lora":
+        from peft import LoraConfig, TaskType, get_peft_model
+
+        task = TaskType.SEQ_2_SEQ_LM if options.architecture == "seq2seq" else TaskType.CAUSAL_LM
+        model = get_peft_model(model, LoraConfig(r=options.lora_rank, lora_alpha=2 * options.lora_rank,
+                                                 lora_dropout=0.05, target_modules="all-linear", task_type=task))
+    return model
+
+
+def _trainer(model: Any, tokenizer: Any, rows: list[dict[str, list[int]]], options: GeneratorOptions,
+             output: Path) -> Any:
+    """A transformers Trainer with checkpoints under ``output/checkpoints`` and a rich progress bar."""
+    import torch
+    from transformers import DataCollatorForSeq2Seq, Trainer, TrainingArguments
+
+    args = TrainingArguments(
+        output_dir=str(output / "checkpoints"), num_train_epochs=options.epochs,
+        per_device_train_batch_size=options.batch_size,
+        gradient_accumulation_steps=options.gradient_accumulation, learning_rate=options.learning_rate,
+        warmup_steps=0.1, lr_scheduler_type="linear", logging_steps=5, save_steps=options.save_steps,
+        save_total_limit=2, seed=options.seed, report_to="none", disable_tqdm=True, bf16=options.bf16,
+        use_cpu=not torch.cuda.is_available(), remove_unused_columns=False,
+        include_num_input_tokens_seen="non_padding")
+    return Trainer(model=model, args=args, train_dataset=rows,
+                   data_collator=DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=-100),
+                   callbacks=[_rich_progress()])
+
+
+def _fit(trainer: Any, options: GeneratorOptions, output: Path) -> dict[str, Any]:
+    """Train (from the last checkpoint with ``--resume``); the run's speed and losses."""
+    start = time.perf_counter()
+    resume = options.resume and any((output / "checkpoints").glob("checkpoint-*"))
+    result = trainer.train(resume_from_checkpoint=True if resume else None)
+    seconds = time.perf_counter() - start
+    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    tokens = trainer.state.num_input_tokens_seen  # this process's, without padding
+    return {"train_seconds": round(seconds, 1), "steps": trainer.state.global_step,
+            "seconds_per_step": round(seconds / max(1, trainer.state.global_step), 2),
+            "train_tokens_per_s": round(tokens / seconds, 1), "resumed": bool(resume),
+            "first_loss": round(losses[0], 4) if losses else None,
+            "final_loss": round(losses[-1], 4) if losses else None,
+            "train_loss": round(float(result.training_loss), 4)}
+
+
+def _save(model: Any, tokenizer: Any, options: GeneratorOptions, output: Path) -> None:
+    """A plain transformers model (LoRA merged) with its tokenizer."""
+    final = model.merge_and_unload() if options.method == "lora" else model
+    final.save_pretrained(str(output))
+    tokenizer.save_pretrained(str(output))
+
+
+def _measure(ref: str, options: GeneratorOptions, settings: Any, examples: Sequence[GenExample], embed: Any
+             ) -> dict[str, Any]:
+    """The held-out metrics of model ``ref`` run as the bot runs it."""
+    generator = _runtime_generator(ref, options, settings.cache, settings.generator.max_new_tokens)
+    return evaluate_generator(generator, examples, embed, settings)
+
+
 def train(entries: Sequence[FAQEntry], output: Path, options: GeneratorOptions, command: str = "",
           data_note: str = "", settings: Any = None, evaluate: bool = True,
           conversations: Sequence[Exchange] = ()) -> dict[str, Any]:
+    """Fine-tune, save the model with its model card to ``output``; return the metrics (before and after on
+    held-out entries, with ``evaluate``)."""
     import tempfile
 
     import torch
-    from transformers import (AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer, DataCollatorForSeq2Seq,
-                              Trainer, TrainingArguments)
 
     from bot.config import load_settings
     from bot.models import materialize
-    from knowledge import KnowledgeBase
 
     if options.architecture not in ("causal", "seq2seq") or options.method not in ("lora", "full"):
         raise TrainingDataError("--architecture is causal or seq2seq; --method is lora or full")
@@ -306,116 +434,58 @@ def train(entries: Sequence[FAQEntry], output: Path, options: GeneratorOptions, 
     output = Path(output)
     with tempfile.TemporaryDirectory() as tmp:
         settings = settings or load_settings(None, knowledge={"path": Path(tmp) / "kb"})
-        kb = KnowledgeBase(settings=settings.model_copy(update={"knowledge": settings.knowledge.model_copy(
-            update={"path": Path(tmp) / "kb"})}))
-        kb.add(list(entries))  # retrieval over all entries: held-out ones appear as distractors too
-        train_entries, eval_entries = split_entries(entries, options.eval_share, options.seed)
-        max_passages = settings.generator.max_passages
-        embed = kb.embedder.embed
-        matched = match_entries(conversations, entries, embed) if conversations else None
-        logged = matched.variants if matched else {}
-        train_examples = build_examples(train_entries, kb, options, max_passages, rng, logged)
-        eval_examples = build_examples(eval_entries, kb, options, max_passages, rng, logged)[: options.max_eval]
-        from_logs = 0
-        if matched:
-            extra = logged_examples(matched.unmatched, kb, max_passages, settings, embed,
-                                    exclude={e.id for e in eval_entries})
-            train_examples += extra
-            from_logs = {"exchanges": len(conversations), "matched_by_id": matched.by_id,
-                         "matched_by_answer": matched.by_answer,
-                         "new_variants": sum(len(v) for v in matched.variants.values()),
-                         "unmatched": len(matched.unmatched), "unmatched_grounded": len(extra)}
+        kb = _knowledge_base(entries, settings, Path(tmp) / "kb")
+        data = build_datasets(entries, kb, options, settings, rng, conversations)
         base = materialize(options.base, settings.cache)
         meta: dict[str, Any] = {"base": options.base, "options": dataclasses.asdict(options), "command": command,
-                                "data": data_note, "train_entries": len(train_entries),
-                                "eval_entries": len(eval_entries), "train_examples": len(train_examples),
-                                "eval_examples": len(eval_examples), "conversations": from_logs or None}
-        max_new = settings.generator.max_new_tokens
-        if evaluate and eval_examples:
-            meta["before"] = evaluate_generator(_runtime_generator(options.base, options, settings.cache, max_new),
-                                                eval_examples, embed, settings)
-
-        tokenizer = AutoTokenizer.from_pretrained(base)
-        if tokenizer.pad_token_id is None:
-            tokenizer.pad_token = tokenizer.eos_token
-        encoded = [encode(ex, tokenizer, options.architecture, options.max_length) for ex in train_examples]
-        rows = [e for e in encoded if e is not None]
-        meta["dropped_too_long"] = len(encoded) - len(rows)
-        if not rows:
-            raise TrainingDataError("no training example fits in --max-length; raise it or shorten the answers")
-        auto = AutoModelForSeq2SeqLM if options.architecture == "seq2seq" else AutoModelForCausalLM
-        model = auto.from_pretrained(base, dtype=torch.float32)
-        if options.method == "lora":
-            from peft import LoraConfig, TaskType, get_peft_model
-
-            task = TaskType.SEQ_2_SEQ_LM if options.architecture == "seq2seq" else TaskType.CAUSAL_LM
-            model = get_peft_model(model, LoraConfig(r=options.lora_rank, lora_alpha=2 * options.lora_rank,
-                                                     lora_dropout=0.05, target_modules="all-linear",
-                                                     task_type=task))
+                                "data": data_note, "train_entries": len(data.train_entries),
+                                "eval_entries": len(data.eval_entries), "train_examples": len(data.train),
+                                "eval_examples": len(data.held_out), "conversations": data.from_logs}
+        measure = evaluate and bool(data.held_out)
+        if measure:
+            meta["before"] = _measure(options.base, options, settings, data.held_out, kb.embedder.embed)
+        tokenizer, rows, meta["dropped_too_long"] = _training_rows(base, data.train, options)
+        model = load_base_model(base, options)
         meta["trainable_parameters"] = sum(p.numel() for p in model.parameters() if p.requires_grad)
-        args = TrainingArguments(
-            output_dir=str(output / "checkpoints"), num_train_epochs=options.epochs,
-            per_device_train_batch_size=options.batch_size,
-            gradient_accumulation_steps=options.gradient_accumulation, learning_rate=options.learning_rate,
-            warmup_steps=0.1, lr_scheduler_type="linear", logging_steps=5, save_steps=options.save_steps,
-            save_total_limit=2, seed=options.seed, report_to="none", disable_tqdm=True, bf16=options.bf16,
-            use_cpu=not torch.cuda.is_available(), remove_unused_columns=False,
-            include_num_input_tokens_seen="non_padding")
-        trainer = Trainer(model=model, args=args, train_dataset=rows,
-                          data_collator=DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=-100),
-                          callbacks=[_rich_progress()])
-        start = time.perf_counter()
-        resume = options.resume and any((output / "checkpoints").glob("checkpoint-*"))
-        result = trainer.train(resume_from_checkpoint=True if resume else None)
-        seconds = time.perf_counter() - start
-        losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
-        tokens = trainer.state.num_input_tokens_seen  # this process's, without padding
-        meta.update({"train_seconds": round(seconds, 1), "steps": trainer.state.global_step,
-                     "seconds_per_step": round(seconds / max(1, trainer.state.global_step), 2),
-                     "train_tokens_per_s": round(tokens / seconds, 1), "resumed": bool(resume),
-                     "first_loss": round(losses[0], 4) if losses else None,
-                     "final_loss": round(losses[-1], 4) if losses else None,
-                     "train_loss": round(float(result.training_loss), 4)})
+        trainer = _trainer(model, tokenizer, rows, options, output)
+        meta.update(_fit(trainer, options, output))
         if not trainer.is_world_process_zero():
             return meta
-        final = model.merge_and_unload() if options.method == "lora" else model
-        final.save_pretrained(str(output))
-        tokenizer.save_pretrained(str(output))
-        if evaluate and eval_examples:
-            meta["after"] = evaluate_generator(_runtime_generator(str(output), options, settings.cache, max_new),
-                                               eval_examples, embed, settings)
-    (output / GENERATOR_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-    (output / "README.md").write_text(model_card(meta), encoding="utf-8")
+        _save(model, tokenizer, options, output)
+        if measure:
+            meta["after"] = _measure(str(output), options, settings, data.held_out, kb.embedder.embed)
+    cards.save(output, GENERATOR_FILE, meta, model_card(meta))
     return meta
 
 
 def model_card(meta: dict[str, Any]) -> str:
     o = meta["options"]
-    lines = ["# supportbot fine-tuned generator", "",
-             f"`{meta['base']}` ({o['architecture']}) fine-tuned with {o['method']}"
+    intro = [f"`{meta['base']}` ({o['architecture']}) fine-tuned with {o['method']}"
              + (f" (rank {o['lora_rank']}, merged)" if o["method"] == "lora" else "") +
              f" by `finetune/generator.py` on {meta['train_examples']} examples from {meta['train_entries']} FAQ "
              "entries, built with the bot's own retrieval and prompt.", "",
-             f"Use it: `[generator] model = \"<this directory>\"`, `architecture = \"{o['architecture']}\"`.", "",
-             "## Data", "", meta.get("data") or "(see command)", "",
-             "## Command", "", "```", meta.get("command") or "python -m finetune.generator", "```", "",
-             f"{meta.get('steps', 0)} steps in {meta.get('train_seconds', 0):.0f} s "
-             f"({meta.get('seconds_per_step', 0)} s per step, {meta.get('train_tokens_per_s', 0)} training tokens/s); "
-             f"loss {meta.get('first_loss')} -> {meta.get('final_loss')}.", ""]
+             f"Use it: `[generator] model = \"<this directory>\"`, `architecture = \"{o['architecture']}\"`."]
+    training = (f"{meta.get('steps', 0)} steps in {meta.get('train_seconds', 0):.0f} s "
+                f"({meta.get('seconds_per_step', 0)} s per step, {meta.get('train_tokens_per_s', 0)} training "
+                f"tokens/s); loss {meta.get('first_loss')} -> {meta.get('final_loss')}.")
+    sections = []
     if "after" in meta:
-        lines += [f"## Held-out questions ({meta['eval_examples']}, from {meta['eval_entries']} entries not trained on)",
-                  "", "| model | ROUGE-L | key facts | grounding rate | no-answer accuracy |", "|---|---|---|---|---|"]
-        for name, key in ((meta["base"], "before"), ("fine-tuned", "after")):
-            if key in meta:
-                m = meta[key]
-                lines.append(f"| {name} | {m['rouge_l']} | {m['key_facts']} | {m['grounding_rate']} | "
-                             f"{m['no_answer_accuracy']} |")
-        lines.append("")
-    return "\n".join(lines)
+        sections.append([
+            f"## Held-out questions ({meta['eval_examples']}, from {meta['eval_entries']} entries not trained on)",
+            "", *cards.before_after(meta, ("model", "ROUGE-L", "key facts", "grounding rate", "no-answer accuracy"),
+                                    lambda m: [str(m[k]) for k in ("rouge_l", "key_facts", "grounding_rate",
+                                                                   "no_answer_accuracy")]), ""])
+    return cards.render("supportbot fine-tuned generator", intro, meta, "finetune.generator", training, sections)
+
+
+command = faq_command("finetune.generator", GeneratorOptions, train,
+                      ("before", "after", "train_seconds", "seconds_per_step"))
+app = cli.task_app(command, __doc__)
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_faq_task(argv, "finetune.generator", __doc__, GeneratorOptions, train, ("before", "after", "train_seconds", "seconds_per_step"))
+    """``python -m finetune.generator ...``; the exit code (2 for unusable training data)."""
+    return cli.run(app, argv, "finetune.generator")
 
 
 if __name__ == "__main__":

@@ -13,15 +13,16 @@ from __future__ import annotations
 import dataclasses
 import json
 import random
-import shlex
-import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Optional, Sequence
 
-from bot.errors import SupportbotError
-from finetune._common import DEFAULT_DATA_DIR, TrainingDataError, add_options, options_from, stratified_split
+import typer
+
+from finetune import cli
+from finetune import model_card as cards
+from finetune._common import DEFAULT_DATA_DIR, TrainingDataError, stratified_split
 
 LABELS = ("negative", "neutral", "positive")
 EMOTIONS = ("anger", "joy", "optimism", "sadness")  # TweetEval emotion mapping.txt
@@ -196,7 +197,8 @@ class TrainOptions:
     max_length: int = 128
     seed: int = 13
     anger_weight: float = 1.0
-    weak_label_weight: float = 0.5  # weight of the emotion tweets' weak sentiment labels
+    weak_label_weight: float = dataclasses.field(default=0.5, metadata={
+        "help": "weight of the weak sentiment labels (emotion tweets, support requests)"})
 
 
 def example_weights(examples: Sequence[Example], weak_label_weight: float) -> dict[Example, float]:
@@ -217,21 +219,15 @@ def example_weights(examples: Sequence[Example], weak_label_weight: float) -> di
     return {e: weights.get(e, 0.0) for e in examples}
 
 
-def train(examples: Sequence[Example], output: Path, options: TrainOptions,
-          dev: dict[str, list[Example]] | None = None, command: str = "", data_note: str = "",
-          cache_dir: Path | None = None, progress: bool = True) -> dict[str, Any]:
-    """Train, save the adapter with its model card to ``output``, return the metrics (before = untrained)."""
-    import torch
+def _lora_model(options: TrainOptions, cache_dir: Path | None) -> tuple[Any, Any]:
+    """The tokenizer and the body with its two heads, wrapped in LoRA adapters (heads trained in full)."""
     from peft import LoraConfig, get_peft_model
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
     from transformers import AutoTokenizer
 
-    from knowledge.settings import default_cache_dir
-    from bot.models import SENTIMENT_ADAPTER_FILE, materialize
     from bot.escalation.sentiment_model import base_model
+    from bot.models import materialize
+    from knowledge.settings import default_cache_dir
 
-    random.seed(options.seed)
-    torch.manual_seed(options.seed)
     body = materialize(options.body, cache_dir or default_cache_dir())
     tokenizer = AutoTokenizer.from_pretrained(body)
     lora = LoraConfig(r=options.lora_rank, lora_alpha=2 * options.lora_rank, lora_dropout=0.1,
@@ -240,17 +236,54 @@ def train(examples: Sequence[Example], output: Path, options: TrainOptions,
         warnings.simplefilter("ignore", FutureWarning)
         model = get_peft_model(base_model(body), lora)
     model.peft_config["default"].base_model_name_or_path = options.body  # not this machine's path
+    return tokenizer, model
 
-    weights = example_weights(examples, options.weak_label_weight)
-    sentiment_loss = torch.nn.CrossEntropyLoss(ignore_index=-100, reduction="none")
-    anger_loss = torch.nn.BCEWithLogitsLoss(reduction="sum")
+
+class _Objective:
+    """The training loss of a batch: class- and source-weighted cross-entropy on the sentiment labels, plus
+    ``anger_weight`` times the binary cross-entropy of the anger head where an anger label is known."""
+
+    def __init__(self, examples: Sequence[Example], options: TrainOptions) -> None:
+        import torch
+
+        self.weights = example_weights(examples, options.weak_label_weight)
+        self.anger_weight = options.anger_weight
+        self.sentiment_loss = torch.nn.CrossEntropyLoss(ignore_index=-100, reduction="none")
+        self.anger_loss = torch.nn.BCEWithLogitsLoss(reduction="sum")
+
+    def __call__(self, out: Any, batch: Sequence[Example]) -> Any:
+        import torch
+
+        labels = torch.tensor([e.sentiment for e in batch])
+        w = torch.tensor([self.weights[e] for e in batch])
+        loss = (self.sentiment_loss(out.logits, labels) * w).sum() / w.sum().clamp(min=1e-6)
+        anger = torch.tensor([float(e.anger) for e in batch])
+        mask = anger >= 0
+        if mask.any():
+            loss = loss + self.anger_weight * self.anger_loss(out.anger_logits[mask], anger[mask]) / len(batch)
+        return loss
+
+
+def _optimizer(model: Any, options: TrainOptions, total_steps: int) -> tuple[Any, Any]:
+    """AdamW on the trainable parameters; linear warm-up over the first tenth, then linear decay."""
+    import torch
+
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=options.learning_rate,
                                   weight_decay=0.01)
-    steps_per_epoch = (len(examples) + options.batch_size - 1) // options.batch_size
-    total_steps = steps_per_epoch * options.epochs
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: min(1.0, (s + 1) / max(1, total_steps // 10)) * max(0.0, 1 - s / total_steps))
+    return optimizer, scheduler
 
+
+def _fit(model: Any, tokenizer: Any, examples: Sequence[Example], options: TrainOptions, progress: bool) -> float:
+    """The training loop (shuffled per epoch with the seed), with a rich progress bar; the seconds it took."""
+    import torch
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    objective = _Objective(examples, options)
+    steps_per_epoch = (len(examples) + options.batch_size - 1) // options.batch_size
+    total_steps = steps_per_epoch * options.epochs
+    optimizer, scheduler = _optimizer(model, options, total_steps)
     start = time.perf_counter()
     order = list(examples)
     columns = [TextColumn("[bold]sentiment[/] epoch {task.fields[epoch]}"), BarColumn(),
@@ -266,14 +299,7 @@ def train(examples: Sequence[Example], output: Path, options: TrainOptions,
                 batch = order[i:i + options.batch_size]
                 enc = tokenizer([e.text for e in batch], padding=True, truncation=True,
                                 max_length=options.max_length, return_tensors="pt")
-                out = model(**enc)
-                labels = torch.tensor([e.sentiment for e in batch])
-                w = torch.tensor([weights[e] for e in batch])
-                loss = (sentiment_loss(out.logits, labels) * w).sum() / w.sum().clamp(min=1e-6)
-                anger = torch.tensor([float(e.anger) for e in batch])
-                mask = anger >= 0
-                if mask.any():
-                    loss = loss + options.anger_weight * anger_loss(out.anger_logits[mask], anger[mask]) / len(batch)
+                loss = objective(model(**enc), batch)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
                 optimizer.step()
@@ -282,9 +308,22 @@ def train(examples: Sequence[Example], output: Path, options: TrainOptions,
                 value = loss.item()
                 ema = value if ema is None else 0.95 * ema + 0.05 * value
                 bar.update(task, advance=1, epoch=epoch + 1, loss=ema)
-    seconds = time.perf_counter() - start
     model.eval()
+    return time.perf_counter() - start
 
+
+def train(examples: Sequence[Example], output: Path, options: TrainOptions,
+          dev: dict[str, list[Example]] | None = None, command: str = "", data_note: str = "",
+          cache_dir: Path | None = None, progress: bool = True) -> dict[str, Any]:
+    """Train, save the adapter with its model card to ``output``, return the metrics (before = untrained)."""
+    import torch
+
+    from bot.models import SENTIMENT_ADAPTER_FILE
+
+    random.seed(options.seed)
+    torch.manual_seed(options.seed)
+    tokenizer, model = _lora_model(options, cache_dir)
+    seconds = _fit(model, tokenizer, examples, options, progress)
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(output), save_embedding_layers=False)  # embeddings are not adapted
@@ -295,8 +334,7 @@ def train(examples: Sequence[Example], output: Path, options: TrainOptions,
     }
     if dev:
         meta["metrics"] = evaluate(_predictor(model, tokenizer, options.max_length), dev)
-    (output / SENTIMENT_ADAPTER_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-    (output / "README.md").write_text(model_card(meta), encoding="utf-8")
+    cards.save(output, SENTIMENT_ADAPTER_FILE, meta, model_card(meta))
     return meta
 
 
@@ -324,71 +362,74 @@ def _predictor(model: Any, tokenizer: Any, max_length: int) -> Callable[[list[st
     return predict
 
 
+_CARD_METRICS = ("negative_recall", "negative_vs_not_accuracy", "macro_recall", "accuracy", "read_as_negative",
+                 "anger_precision", "anger_recall", "flagged_angry")
+
+
 def model_card(meta: dict[str, Any]) -> str:
-    lines = [
-        "# supportbot sentiment model", "",
+    intro = [
         "Negative / neutral / positive with probabilities, plus an anger probability, for customer messages.",
         f"A LoRA adapter (rank {meta['options']['lora_rank']}, all linear layers) and two heads on the mean-pooled "
         f"`{meta['body']}` body, trained with `finetune/sentiment.py`; the runtime merges it into a plain "
-        "transformers model at load time (`bot/sentiment_model.py`).", "",
-        "## Data", "", meta.get("data") or "(see command)", "",
-        "## Command", "", "```", meta.get("command") or "python -m finetune.sentiment", "```", "",
-        f"{meta['train_examples']} training examples, {meta['options']['epochs']} epochs, "
-        f"{meta['train_seconds']:.0f} s on the machine that trained it.", "",
+        "transformers model at load time (`bot/escalation/sentiment_model.py`).",
     ]
+    training = (f"{meta['train_examples']} training examples, {meta['options']['epochs']} epochs, "
+                f"{meta['train_seconds']:.0f} s on the machine that trained it.")
+    sections = []
     metrics = meta.get("metrics")
     if metrics:
-        lines += ["## Metrics on held-out dev splits", "", "| dev set | n | metric | value |", "|---|---|---|---|"]
+        table = ["## Metrics on held-out dev splits", "", "| dev set | n | metric | value |", "|---|---|---|---|"]
         for name, m in metrics.items():
-            for key in ("negative_recall", "negative_vs_not_accuracy", "macro_recall", "accuracy", "read_as_negative",
-                        "anger_precision", "anger_recall", "flagged_angry"):
-                if key in m:
-                    lines.append(f"| {name} | {m['n']} | {key} | {m[key]:.3f} |")
-        lines.append("")
-    lines += ["## Limits", "",
-              "Trained on product reviews and tweets, not on support conversations: a customer describing a "
-              "problem calmly may read as negative. The escalation policy therefore acts on very negative "
-              "or angry messages, or on negativity that persists over several turns.", ""]
-    return "\n".join(lines)
+            table += [f"| {name} | {m['n']} | {key} | {m[key]:.3f} |" for key in _CARD_METRICS if key in m]
+        sections.append([*table, ""])
+    sections.append(["## Limits", "",
+                     "Trained on product reviews and tweets, not on support conversations: a customer describing a "
+                     "problem calmly may read as negative. The escalation policy therefore acts on very negative "
+                     "or angry messages, or on negativity that persists over several turns.", ""])
+    return cards.render("supportbot sentiment model", intro, meta, "finetune.sentiment", training, sections)
+
+
+def _shared_data_note(options: TrainOptions) -> str:
+    """What the default run trains on, for the model card."""
+    return ("From `../shared/data` (split with seed "
+            f"{options.seed}; dev parts never trained on): Sentiment Labelled Sentences (Amazon, Yelp, "
+            "IMDB; 80% train / 20% dev), TweetEval sentiment (its val file: 60% train / 40% dev), "
+            "TweetEval emotion train (anger head; anger and sadness as weak negative, joy and optimism "
+            "as weak positive labels) with its val file as the anger dev set; Bitext customer-support "
+            "requests of ordinary intents (the train split of `finetune.escalation_examples`) as weak "
+            "neutral, not-angry examples, 80% train / 20% dev. Weak labels weigh "
+            f"{options.weak_label_weight} of an annotated one.")
+
+
+def _train_command(
+    output: Path = typer.Option(..., help="directory to write the adapter and model card to"),
+    data: Optional[list[Path]] = typer.Option(None, help="CSV of text,label[,anger]; repeatable (default: the "
+                                                         "shared data sets)"),
+    dev: Optional[list[Path]] = typer.Option(None, help="CSV for evaluation (default with --data: none)"),
+    data_dir: Path = typer.Option(DEFAULT_DATA_DIR, help="the shared data directory"),
+    *, options: TrainOptions, command: str,
+) -> None:
+    """Read and check the data (CSV files, or the shared data sets), train, print the metrics."""
+    if data:
+        examples = [e for path in data for e in read_csv(path)]
+        dev_sets = {path.stem: read_csv(path) for path in (dev or [])}
+        note = "CSV files: " + ", ".join(str(p) for p in data)
+    else:
+        splits = shared_splits(data_dir, options.seed)
+        examples, dev_sets = splits.train, splits.dev
+        note = _shared_data_note(options)
+    meta = train(examples, output, options, dev=dev_sets, command=command, data_note=note)
+    print(json.dumps(meta.get("metrics", {}), indent=2))
+    print(f"wrote {output} ({meta['train_seconds']:.0f} s)")
+
+
+command = cli.task_command(_train_command, TrainOptions, "finetune.sentiment")
+app = cli.task_app(command, __doc__)
 
 
 def main(argv: list[str] | None = None) -> int:
-    import argparse
-
-    p = argparse.ArgumentParser(prog="python -m finetune.sentiment", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--output", type=Path, required=True, help="directory to write the adapter and model card to")
-    p.add_argument("--data", type=Path, action="append",
-                   help="CSV of text,label[,anger]; repeatable (default: the shared data sets)")
-    p.add_argument("--dev", type=Path, action="append", help="CSV for evaluation (default with --data: none)")
-    p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="the shared data directory")
-    add_options(p, TrainOptions)
-    args = p.parse_args(argv)
-    options = options_from(args, TrainOptions)
-    try:
-        if args.data:
-            examples = [e for path in args.data for e in read_csv(path)]
-            dev = {path.stem: read_csv(path) for path in (args.dev or [])}
-            note = "CSV files: " + ", ".join(str(p) for p in args.data)
-        else:
-            splits = shared_splits(args.data_dir, options.seed)
-            examples, dev = splits.train, splits.dev
-            note = ("From `../shared/data` (split with seed "
-                    f"{options.seed}; dev parts never trained on): Sentiment Labelled Sentences (Amazon, Yelp, "
-                    "IMDB; 80% train / 20% dev), TweetEval sentiment (its val file: 60% train / 40% dev), "
-                    "TweetEval emotion train (anger head; anger and sadness as weak negative, joy and optimism "
-                    "as weak positive labels) with its val file as the anger dev set; Bitext customer-support "
-                    "requests of ordinary intents (the train split of `finetune.escalation_examples`) as weak "
-                    "neutral, not-angry examples, 80% train / 20% dev. Weak labels weigh "
-                    f"{options.weak_label_weight} of an annotated one.")
-        command = "python -m finetune.sentiment " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
-        meta = train(examples, args.output, options, dev=dev, command=command, data_note=note)
-    except SupportbotError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return e.exit_code
-    print(json.dumps(meta.get("metrics", {}), indent=2))
-    print(f"wrote {args.output} ({meta['train_seconds']:.0f} s)")
-    return 0
+    """``python -m finetune.sentiment ...``; the exit code (2 for unusable training data)."""
+    return cli.run(app, argv, "finetune.sentiment")
 
 
 if __name__ == "__main__":

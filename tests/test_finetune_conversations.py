@@ -11,7 +11,7 @@ import pytest
 
 from finetune._common import TrainingDataError
 from finetune.conversations import match_entries, read_conversations, with_variants
-from finetune.embedder import load_entries
+from finetune.faq import load_entries
 from tests.conftest import DEMO
 
 

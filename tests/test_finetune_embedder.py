@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from finetune.embedder import (EmbedderOptions, EntryBatches, load_entries, main, split_variants, train,
-                               training_rows)
 from finetune._common import TrainingDataError
+from finetune.embedder import EmbedderOptions, EntryBatches, main, split_variants, train, training_rows
+from finetune.faq import load_entries
 from knowledge.schema import FAQEntry
 from tests.conftest import DEMO
 
@@ -104,6 +104,27 @@ def test_bad_faq_data_stops_before_training(tmp_path):
         load_entries([bad])
     assert main(["--data", str(bad), "--output", str(tmp_path / "out")]) == 2
     assert not (tmp_path / "out").exists()
+
+
+def test_supportbot_finetune_mounts_the_task_command_with_the_options_of_its_dataclass(capsys):
+    """One CLI stack: ``supportbot finetune embedder`` is the command of ``python -m finetune.embedder``, and its
+    training flags are the fields of ``EmbedderOptions``."""
+    import dataclasses
+
+    import typer.main
+
+    from bot.cli.app import app as supportbot
+    from finetune import embedder
+
+    def flags(command):
+        return {p.name: p.default for p in command.params if p.name != "help"}
+
+    own = flags(typer.main.get_command(embedder.app))
+    mounted = flags(typer.main.get_command(supportbot).commands["finetune"].commands["embedder"])
+    assert own == mounted
+    assert {f.name: f.default for f in dataclasses.fields(EmbedderOptions)}.items() <= own.items()
+    assert {"data", "output", "conversations", "question_column"} <= set(own)
+    assert main(["--help"]) == 0 and "--hard-negatives" in capsys.readouterr().out
 
 
 def test_single_variant_entries_give_a_clear_error(tmp_path, tiny_model):

@@ -13,9 +13,9 @@ import pytest
 from bot import Bot, load_settings
 from bot.conversation.prompting import NO_ANSWER, SYSTEM_PROMPT
 from bot.conversation.prompting import citations
+from finetune.faq import load_entries
 from finetune.generator import (NO_ANSWER_MAX_SIMILARITY, GeneratorOptions, build_examples, cite, encode, key_facts,
                                 main, rouge_l, split_entries, train)
-from finetune.embedder import load_entries
 from tests.conftest import DEMO
 
 
