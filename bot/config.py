@@ -25,6 +25,8 @@ _NON_SETTING_ENV = {"SUPPORTBOT_CONFIG", "SUPPORTBOT_API_KEYS", "SUPPORTBOT_ADMI
 
 
 class GeneratorSettings(Section):
+    """The language model that writes answers from document passages when no curated answer fits."""
+
     backend: Literal["transformers", "openai"] = Field("transformers", description="Generation backend.")
     model: str = Field("bundled:smollm2", description="Generator model: bundled:smollm2, a path or a hub id.")
     architecture: Literal["causal", "seq2seq"] = Field("causal", description="Model family for transformers.")
@@ -34,7 +36,7 @@ class GeneratorSettings(Section):
     prompt_lookup_tokens: int = Field(10, ge=0, le=64, description="Prompt-lookup decoding: draft this many "
                                       "tokens from n-grams of the prompt (answers copy from the passages) and "
                                       "verify them in one step; same output as greedy. 0 = off.")
-    max_new_tokens: int = Field(160, ge=1, le=4096)
+    max_new_tokens: int = Field(160, ge=1, le=4096, description="Longest generated answer, in tokens.")
     max_passages: int = Field(3, ge=1, le=20, description="Retrieved passages put in the prompt.")
     base_url: str | None = Field(None, description="OpenAI-compatible endpoint for backend='openai', "
                                                    "e.g. http://127.0.0.1:8080/v1 (vLLM, llama.cpp, TGI).")
@@ -43,6 +45,9 @@ class GeneratorSettings(Section):
 
 
 class AnswerSettings(Section):
+    """How a reply is decided: the thresholds of the curated and the generated answer, the grounding check, the
+    follow-up query and the fallback (bot/conversation/)."""
+
     answer_threshold: float = Field(0.80, ge=0.0, le=1.0,
                                     description="Top FAQ score at or above which the curated answer is returned.")
     generate_threshold: float = Field(0.60, ge=0.0, le=1.0,
@@ -70,6 +75,8 @@ class AnswerSettings(Section):
 
 
 class SessionSettings(Section):
+    """Where conversations are kept (bot/storage/), and how much of one is used as context."""
+
     backend: Literal["memory", "sqlite", "database"] = Field(
         "memory", description="Where conversations live: memory (lost on exit), sqlite (a file, WAL), or database "
                               "(url: e.g. postgresql+psycopg://user:pass@host/supportbot, for several workers or "
@@ -87,6 +94,8 @@ class SessionSettings(Section):
 
 
 class SentimentSettings(Section):
+    """The sentiment classifier that reads each customer message (reply.sentiment, the escalation rules)."""
+
     enabled: bool = Field(True, description="Classify each customer message (reply.sentiment, escalation).")
     model: str = Field("bundled:sentiment",
                        description="bundled:sentiment (shipped), vader (lexicon baseline), a directory written by "
@@ -161,7 +170,7 @@ class EscalationSettings(Section):
 
 
 class PrivacySettings(Section):
-    """Personal data masked in stored transcripts and in what the language model sees (bot/redaction.py)."""
+    """Personal data masked in stored transcripts and in what the language model sees (bot/storage/redaction.py)."""
 
     redact: list[Literal["email", "card", "iban", "ssn", "ip", "phone"]] = Field(
         default_factory=lambda: ["email", "card", "iban", "ssn", "ip", "phone"],
@@ -188,10 +197,10 @@ class PrivacySettings(Section):
 
 
 class ServerSettings(Section):
-    """``supportbot serve``: the HTTP API (bot/server.py)."""
+    """``supportbot serve``: the HTTP API (bot/server/)."""
 
     host: str = Field("127.0.0.1", description="Interface to listen on (0.0.0.0 for all).")
-    port: int = Field(8000, ge=1, le=65535)
+    port: int = Field(8000, ge=1, le=65535, description="Port to listen on.")
     workers: int = Field(1, ge=1, le=64, description="uvicorn worker processes (share sessions through "
                                                      "sessions.backend = 'sqlite' or a database URL).")
     api_keys: list[str] = Field(default_factory=list, description="Bearer keys for the chat and session "
@@ -277,6 +286,7 @@ def settings_as_toml(settings: Settings) -> str:
 
 
 def _toml_value(v: Any) -> str:
+    """A TOML value: booleans, numbers, strings (JSON's escapes are TOML's), arrays and inline tables."""
     import json
 
     if isinstance(v, bool):
@@ -285,4 +295,6 @@ def _toml_value(v: Any) -> str:
         return repr(v)
     if isinstance(v, list):
         return "[" + ", ".join(_toml_value(x) for x in v) + "]"
-    return json.dumps(str(v))
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{json.dumps(str(k))} = {_toml_value(x)}" for k, x in v.items()) + "}"
+    return json.dumps(str(v), ensure_ascii=False)

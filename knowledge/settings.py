@@ -43,6 +43,8 @@ class Section(BaseModel):
 
 
 class KnowledgeSettings(Section):
+    """The knowledge base: where its store is, how it is embedded and split, and how it is searched (knowledge/)."""
+
     path: Path = Field(default_factory=lambda: default_data_dir() / "kb",
                        description="Directory of the embedded Chroma store (and BM25 index beside it).")
     collection: str = Field("supportbot", description="Chroma collection name.")
@@ -51,7 +53,7 @@ class KnowledgeSettings(Section):
     chroma_url: str | None = Field(None, description="http://host:port of a Chroma server; unset = embedded store.")
     top_k: int = Field(4, ge=1, le=50, description="Entries returned by a search.")
     fusion: Literal["weighted", "rrf", "dense", "bm25"] = Field(
-        "weighted", description="How dense and BM25 results are combined (see the README's benchmark).")
+        "weighted", description="How dense and BM25 results are combined (see docs/benchmarks.md).")
     dense_weight: float = Field(0.9, ge=0.0, le=1.0,
                                 description="Weight of the dense cosine in the fused score; the rest is BM25.")
     variant_support: int = Field(3, ge=1, le=20,

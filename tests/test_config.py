@@ -83,3 +83,22 @@ def test_cli_config_prints_effective_settings(tmp_path, capsys):
     assert main(["--config", str(cfg), "config"]) == 0
     text = capsys.readouterr().out
     assert 'collection = "printed-kb"' in text and str(cfg) in text
+
+
+def test_printed_settings_load_back_unchanged(tmp_path):
+    """`supportbot config` prints TOML that loads back to the same settings, dicts and unset values included."""
+    from bot.config import Settings
+
+    cfg = tmp_path / "custom.toml"  # not ./supportbot.toml: the defaults are compared below
+    cfg.write_text('[escalation]\nsensitive_topics = ["fraud", "billing"]\n'
+                   '[escalation.topics]\nbilling = ["I was charged twice", "wrong amount \\"billed\\""]\n'
+                   '[privacy]\nextra_patterns = { customer_id = \'CUST-\\d{6}\' }\n'
+                   '[knowledge]\ncollection = "round-trip"\n', encoding="utf-8")
+    settings = load_settings(cfg)
+    printed = tmp_path / "printed.toml"
+    printed.write_text(settings_as_toml(settings), encoding="utf-8")
+    again = load_settings(printed)
+    assert again.model_dump(mode="json") == settings.model_dump(mode="json")
+    defaults = tmp_path / "defaults.toml"
+    defaults.write_text(settings_as_toml(Settings()), encoding="utf-8")
+    assert load_settings(defaults).model_dump(mode="json") == load_settings().model_dump(mode="json")
