@@ -723,3 +723,31 @@ def test_missing_knowledge_base(tmp_path: Path) -> None:
     with pytest.raises(KnowledgeBaseError, match="supportbot ingest"):
         KnowledgeBase(path=absent).search("hello?", method="bm25")
     assert not absent.exists()
+
+
+def test_a_new_format_is_one_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A format is a loader plus a FileFormat in the registry: ingestion, directory walks and the error for
+    unsupported files pick it up with no other change (docs/architecture.md, "A file format")."""
+    from knowledge.ingest import formats
+    from knowledge.ingest.formats.base import FileFormat
+    from knowledge.ingest.formats.faq_rows import rows_to_entries
+
+    def load_qa(request, loaded) -> None:  # "Q: ...\nA: ..." blocks
+        rows = []
+        for n, block in enumerate(request.text.strip().split("\n\n"), 1):
+            q, _, a = block.partition("\nA: ")
+            rows.append((f"block {n}", {"question": q.removeprefix("Q: "), "answer": a}))
+        rows_to_entries(rows, request.mapping, str(request.path), loaded)
+
+    folder = tmp_path / "kb-files"
+    folder.mkdir()
+    (folder / "hours.qa").write_text("Q: When are you open?\nA: Mon-Fri 9-18.\n\nQ: Are you open on Sundays?\n"
+                                     "A: No, we are closed on Sundays.\n", encoding="utf-8")
+    kb = KnowledgeBase(path=tmp_path / "kb")
+    unsupported = kb.ingest(folder / "hours.qa")
+    assert unsupported.invalid and "unsupported file type '.qa'" in unsupported.invalid[0].message
+    monkeypatch.setitem(formats.FORMATS, ".qa", FileFormat(name="Q&A", suffixes=(".qa",), kind="faq", load=load_qa))
+    report = kb.ingest(folder)  # found in the directory walk too
+    assert (report.added, report.invalid) == (2, [])
+    assert kb.search("what are your opening hours", k=1)[0].text == "Mon-Fri 9-18."
+    assert ".qa" in formats.supported_suffixes("faq")

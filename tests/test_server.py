@@ -256,3 +256,15 @@ def test_serve_refuses_to_start_without_keys(tmp_path, monkeypatch):
     monkeypatch.delenv("SUPPORTBOT_API_KEYS", raising=False)
     monkeypatch.setenv("SUPPORTBOT_KNOWLEDGE__PATH", str(tmp_path / "kb"))
     assert main(["serve"]) == 2
+
+
+def test_the_upload_description_lists_exactly_the_formats_that_load(api):
+    from knowledge.ingest.formats import supported_suffixes
+
+    url, _ = api
+    spec = httpx.get(f"{url}/openapi.json").json()
+    schemas = spec["components"]["schemas"]
+    upload = next(s for name, s in schemas.items() if "ingest" in name.lower())
+    description = upload["properties"]["file"]["description"]
+    listed = sorted(part.strip() for part in description.split(":", 1)[1].split(","))
+    assert listed == supported_suffixes() and "PDF" not in description
