@@ -52,15 +52,14 @@ def quality(kb: KnowledgeBase, dev: list[tuple[str, str]]) -> dict:
         out[method] = {"top1": round(top1 / len(dev), 4), "recall@3": round(rec3 / len(dev), 4)}
         print(f"  {method:9s} top-1 {out[method]['top1']:.4f}  recall@3 {out[method]['recall@3']:.4f}", flush=True)
     # The same without variant support (the best variant alone decides an entry's score).
-    ks = kb.settings.knowledge
-    support = ks.variant_support
-    ks.variant_support = 1
+    support = kb.fusion.support  # the fusion component took knowledge.variant_support when kb was built
+    kb.fusion.support = 1
     top1 = rec3 = 0
     for text, intent in dev:
         ids = [h.entry_id for h in kb.search(text, k=3)]
         top1 += bool(ids) and ids[0] == intent
         rec3 += intent in ids
-    ks.variant_support = support
+    kb.fusion.support = support
     out["weighted_best_variant_only"] = {"top1": round(top1 / len(dev), 4), "recall@3": round(rec3 / len(dev), 4)}
     print(f"  weighted, best variant only {out['weighted_best_variant_only']}", flush=True)
     del kb.embedder.embed_query

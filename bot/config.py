@@ -11,17 +11,14 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from knowledge.errors import ConfigError
-from knowledge.settings import (ENV_PREFIX, FileSettings, KnowledgeSettings, Section, default_cache_dir,
+from knowledge.settings import (FileSettings, KnowledgeSettings, Section, default_cache_dir,
                                 default_data_dir, find_config_file, load_from_sources)
 
 __all__ = ["Settings", "load_settings", "settings_as_toml", "find_config_file", "default_cache_dir",
            "default_data_dir", "KnowledgeSettings"]
 
-# Environment variables with the prefix that are not settings keys.
-_NON_SETTING_ENV = {"SUPPORTBOT_CONFIG", "SUPPORTBOT_API_KEYS", "SUPPORTBOT_ADMIN_KEYS", "SUPPORTBOT_SETTINGS_JSON"}
 
 
 class GeneratorSettings(Section):
@@ -65,6 +62,8 @@ class AnswerSettings(Section):
                                              description="When generation fails the grounding check, the best "
                                                          "passage sentence is answered if this similar to the "
                                                          "question; otherwise fallback.")
+    extractive_min_words: int = Field(4, ge=1, le=50, description="Passage sentences shorter than this many words "
+                                      "are never quoted as the extractive answer.")
     followup_max_words: int = Field(12, ge=1, le=100, description="A message of at most this many words with a "
                                     "follow-up cue (\"and\", \"what about\", \"that\") is also searched joined "
                                     "with the previous customer message.")
@@ -236,32 +235,8 @@ class Settings(FileSettings):
         return v.expanduser()
 
 
-def _unknown_env_keys() -> list[str]:
-    known_top = {name.upper() for name in Settings.model_fields}
-    bad = []
-    for key in os.environ:
-        if not key.startswith(ENV_PREFIX) or key in _NON_SETTING_ENV:
-            continue
-        rest = key[len(ENV_PREFIX):]
-        top, _, sub = rest.partition("__")
-        if top not in known_top:
-            bad.append(key)
-            continue
-        if sub:
-            field = Settings.model_fields[top.lower()]
-            section = field.annotation
-            if isinstance(section, type) and issubclass(section, BaseModel):
-                if sub.lower() not in section.model_fields:
-                    bad.append(key)
-    return bad
-
-
 def load_settings(path: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:
     """Build the effective settings; raise :class:`ConfigError` naming the key and its origin."""
-    bad_env = _unknown_env_keys()
-    if bad_env:
-        raise ConfigError(f"unknown setting in the environment: {bad_env[0]} "
-                          f"(see `supportbot config` for the valid keys)")
     return load_from_sources(Settings, path, **overrides)
 
 

@@ -45,13 +45,24 @@ from knowledge import Hit, KnowledgeBase
 log = logging.getLogger("supportbot")
 
 
+def _settings_for(knowledge: KnowledgeBase | None) -> Settings:
+    """The bot's settings when only a knowledge base is given: its own, if it was built from the bot's settings;
+    otherwise the configured ones with the knowledge base's store and cache."""
+    if knowledge is None:
+        return load_settings()
+    if isinstance(knowledge.settings, Settings):
+        return knowledge.settings
+    return load_settings().model_copy(update={"knowledge": knowledge.settings.knowledge,
+                                              "cache": knowledge.settings.cache})
+
+
 class Bot:
     """The support assistant. Heavy models load lazily (``warm_up()`` loads them now)."""
 
     def __init__(self, knowledge: KnowledgeBase | None = None, settings: Settings | None = None,
                  generator: Generator | None = None, sessions: SessionStore | None = None,
                  sentiment: SentimentClassifier | None = None) -> None:
-        self.settings = settings or (knowledge.settings if knowledge is not None else load_settings())
+        self.settings = settings or _settings_for(knowledge)
         self.knowledge = knowledge or KnowledgeBase(settings=self.settings)
         self.retriever = ContextualRetriever.from_settings(self.knowledge, self.settings)
         self.generator = generator or make_generator(self.settings)
@@ -191,7 +202,8 @@ class Bot:
                 pieces.append(piece)
                 yield piece
             answer = ground(message, "".join(pieces).strip(), plan.passages, a.grounding_min_overlap,
-                            a.grounding_min_similarity, a.extractive_min_similarity, self.knowledge.embedder.embed)
+                            a.grounding_min_similarity, a.extractive_min_similarity, self.knowledge.embedder.embed,
+                            a.extractive_min_words)
             if answer is not None:
                 reply = self._reply(session, "generated", answer.text, answer.confidence, answer.sources, start,
                                     extractive=answer.extractive)

@@ -14,6 +14,7 @@ import importlib.util
 from pathlib import Path
 from typing import Any
 
+from bot.shipped import SENTIMENT_DIR as SHIPPED_DIR
 from knowledge.errors import ModelNotAvailableError
 from knowledge.runtime.models import (BUNDLED, BUNDLED_PREFIX, BundledModel, ResolvedModel, convert_gguf,
                                       install_bundled, load_sentence_transformer, loading, materialize,
@@ -30,8 +31,6 @@ SENTIMENT_ADAPTER_FILE = "sentiment.json"  # marks a directory written by ``fine
 def resolve(ref: str, cache_dir: Path) -> ResolvedModel:
     """Say where ``ref`` points and whether it can be loaded now; never loads or converts."""
     if ref == "bundled:sentiment":  # shipped inside supportbot: an adapter on bundled:minilm
-        from bot.escalation.sentiment_model import SHIPPED_DIR
-
         ok = (SHIPPED_DIR / SENTIMENT_ADAPTER_FILE).is_file()
         return ResolvedModel(ref, "bundled", str(SHIPPED_DIR), ok,
                              "adapter on bundled:minilm, shipped with supportbot" if ok else "adapter missing")
@@ -81,7 +80,6 @@ def load_seq2seq_lm(ref: str, cache_dir: Path) -> tuple[Any, Any]:
     return shared("seq2seq-lm", location, load)
 
 
-
 def load_sentiment_model(ref: str, cache_dir: Path) -> tuple[Any, Any]:
     """(model, tokenizer) for sentiment, in eval mode.
 
@@ -91,8 +89,6 @@ def load_sentiment_model(ref: str, cache_dir: Path) -> tuple[Any, Any]:
     import json
 
     if ref == "bundled:sentiment":
-        from bot.escalation.sentiment_model import SHIPPED_DIR
-
         adapter: Path | None = SHIPPED_DIR
         if not (SHIPPED_DIR / SENTIMENT_ADAPTER_FILE).is_file():
             raise ModelNotAvailableError(f"the shipped sentiment model is missing from {SHIPPED_DIR}; "

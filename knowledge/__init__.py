@@ -15,7 +15,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from knowledge.ingest.formats.faq_rows import ColumnMapping
     from knowledge.schema import Document, FAQEntry, Hit, IngestReport, InvalidRecord, Passage
 
-_LAZY = {"KnowledgeBase": "knowledge.base", "ColumnMapping": "knowledge.ingest.formats.faq_rows", "Document": "knowledge.schema",
+_LAZY = {"KnowledgeBase": "knowledge.base", "ColumnMapping": "knowledge.ingest.formats.faq_rows",
+         "Document": "knowledge.schema",
          "FAQEntry": "knowledge.schema", "Hit": "knowledge.schema", "IngestReport": "knowledge.schema",
          "InvalidRecord": "knowledge.schema", "Passage": "knowledge.schema"}
 

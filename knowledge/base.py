@@ -55,7 +55,7 @@ class KnowledgeBase:
         # the components, in the order a query goes through them (the embedder may be replaced by reindex)
         self.dense = DenseRetriever(lambda query: self.embedder.embed_query(query))
         self.lexical = LexicalRetriever(ks.path / f"bm25-{ks.collection}", check_seconds=ks.index_check_seconds)
-        self.fusion = Fusion(ks.dense_weight, ks.variant_support, ks.support_weight)
+        self.fusion = Fusion(ks.dense_weight, ks.variant_support, ks.support_weight, ks.rrf_k)
         self.fetcher = RecordFetcher()
         self.writer = RecordWriter(lambda texts: self.embedder.embed(texts))
 

@@ -54,6 +54,8 @@ class KnowledgeSettings(Section):
     top_k: int = Field(4, ge=1, le=50, description="Entries returned by a search.")
     fusion: Literal["weighted", "rrf", "dense", "bm25"] = Field(
         "weighted", description="How dense and BM25 results are combined (see docs/benchmarks.md).")
+    rrf_k: int = Field(60, ge=1, le=1000, description="For fusion = \"rrf\": the constant k of reciprocal rank "
+                       "fusion, 1 / (k + rank); larger values flatten the difference between ranks.")
     dense_weight: float = Field(0.9, ge=0.0, le=1.0,
                                 description="Weight of the dense cosine in the fused score; the rest is BM25.")
     variant_support: int = Field(3, ge=1, le=20,
@@ -80,7 +82,8 @@ class KnowledgeSettings(Section):
     @model_validator(mode="after")
     def _overlap_below_size(self) -> "KnowledgeSettings":
         if self.chunk_overlap >= self.chunk_size:
-            raise ValueError(f"chunk_overlap ({self.chunk_overlap}) must be smaller than chunk_size ({self.chunk_size})")
+            raise ValueError(f"chunk_overlap ({self.chunk_overlap}) must be smaller than chunk_size "
+                             f"({self.chunk_size})")
         return self
 
 
@@ -180,11 +183,41 @@ def _in_toml(data: dict[str, Any], loc: tuple[Any, ...]) -> bool:
     return True
 
 
+# Environment variables with the prefix that are not settings keys.
+NON_SETTING_ENV = {"SUPPORTBOT_CONFIG", "SUPPORTBOT_API_KEYS", "SUPPORTBOT_ADMIN_KEYS", "SUPPORTBOT_SETTINGS_JSON"}
+
+
+def unknown_env_keys(settings_cls: type[BaseSettings]) -> list[str]:
+    """``SUPPORTBOT_*`` variables that name no setting of ``settings_cls``. A class that ignores extra keys (the
+    knowledge layer's view of the configuration) checks only within its own sections, since the others belong
+    to the layers above it."""
+    partial = settings_cls.model_config.get("extra") == "ignore"
+    known_top = {name.upper() for name in settings_cls.model_fields}
+    bad = []
+    for key in os.environ:
+        if not key.startswith(ENV_PREFIX) or key in NON_SETTING_ENV:
+            continue
+        top, _, sub = key[len(ENV_PREFIX):].partition("__")
+        if top not in known_top:
+            if not partial:
+                bad.append(key)
+            continue
+        section = settings_cls.model_fields[top.lower()].annotation
+        if sub and isinstance(section, type) and issubclass(section, BaseModel) and \
+                sub.lower() not in section.model_fields:
+            bad.append(key)
+    return bad
+
+
 def load_from_sources(settings_cls: type[S], path: str | os.PathLike[str] | None = None, **overrides: Any) -> S:
     """Build ``settings_cls`` from overrides, the environment and the TOML file; raise :class:`ConfigError` naming
     the key and its origin."""
     toml_file = find_config_file(path)
     toml_data = _read_toml(toml_file) if toml_file else {}
+    bad_env = unknown_env_keys(settings_cls)
+    if bad_env:
+        raise ConfigError(f"unknown setting in the environment: {bad_env[0]} "
+                          f"(see `supportbot config` for the valid keys)")
     token = _active_toml.set(toml_file)
     try:
         return settings_cls(**overrides)

@@ -929,3 +929,12 @@ def test_redaction_can_be_switched_off(demo_kb_path, tmp_path):
     bot = demo_bot(demo_kb_path, tmp_path, ForbiddenGenerator(), privacy={"redact": []})
     bot.chat(f"{Q_REFUND} jane@mail.example", session_id="plain")
     assert bot.sessions.get("plain").turns[0].text == f"{Q_REFUND} jane@mail.example"
+
+
+def test_a_bot_on_a_knowledge_base_opened_by_path(demo_kb_path, tmp_path):
+    """``Bot(knowledge=KnowledgeBase(path=...))``, as the README writes it: the bot's other settings come from the
+    configuration, the store is the knowledge base's."""
+    kb = KnowledgeBase(path=demo_kb_path)
+    bot = Bot(knowledge=kb, generator=ForbiddenGenerator())
+    assert bot.settings.knowledge.path == demo_kb_path and bot.settings.answer.answer_threshold == 0.8
+    assert bot.chat(Q_REFUND, "by-path").mode == "faq"

@@ -1,4 +1,4 @@
-"""Fusion of dense and BM25 candidates (knowledge/fusion.py), on hand-made candidate lists."""
+"""Fusion of dense and BM25 candidates (knowledge/retrieval/fusion.py), on hand-made candidate lists."""
 
 from __future__ import annotations
 

@@ -29,7 +29,7 @@ reply = bot.chat("how long do refunds take?", session_id="readme-example")
 print(json.dumps({"mode": reply.mode, "sources": [s.entry_id for s in reply.sources]}))
 """
 
-RUNS = 6  # the crash showed in 13 of 17 runs: six clean runs in a row would be chance < 1e-3
+RUNS = 4  # the crash was reported in 13 of 17 runs: four clean runs in a row would be chance < 0.3%
 
 
 def _config(tmp_path: Path, kb_path: Path) -> Path:
@@ -85,12 +85,11 @@ def test_first_questions_from_several_threads_at_once(tmp_path: Path, demo_kb_pa
     script.write_text(STRESS, encoding="utf-8")
     env = {**os.environ, "SUPPORTBOT_CONFIG": str(config), "TOKENIZERS_PARALLELISM": "false",
            "PYTHONPATH": str(REPO), "SUPPORTBOT_GENERATOR__MAX_NEW_TOKENS": "8"}
-    for _ in range(2):
-        proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, cwd=tmp_path,
-                              timeout=600)
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        outcome = json.loads(proc.stdout.strip().splitlines()[-1])
-        assert outcome == {"answered": 6, "errors": []}, outcome
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, cwd=tmp_path,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    outcome = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert outcome == {"answered": 6, "errors": []}, outcome
 
 
 def test_shared_loading_runs_each_loader_once_across_threads() -> None:

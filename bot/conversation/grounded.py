@@ -30,7 +30,7 @@ class GroundedAnswer:
 
 
 def ground(question: str, text: str, used: Sequence[Hit], min_overlap: float, min_similarity: float,
-           extractive_min_similarity: float, embed: Embed) -> GroundedAnswer | None:
+           extractive_min_similarity: float, embed: Embed, extractive_min_words: int = 4) -> GroundedAnswer | None:
     """The generated ``text`` if grounded in ``used``; else the closest passage sentence; else None."""
     texts = [h.text for h in used]
     if not is_no_answer(text):
@@ -40,7 +40,7 @@ def ground(question: str, text: str, used: Sequence[Hit], min_overlap: float, mi
             sources = [source_of(used[n - 1]).model_copy(update={"citation": n}) for n in cited]
             return GroundedAnswer(text, sources, max(s.score for s in sources))
         log.info("generated answer rejected (%s)", check.reason)
-    best = grounding.best_sentence(question, texts, embed)
+    best = grounding.best_sentence(question, texts, embed, extractive_min_words)
     if best is not None and best[2] >= extractive_min_similarity:
         n, sentence, similarity = best
         source = source_of(used[n - 1]).model_copy(update={"citation": 1})

@@ -82,17 +82,19 @@ def best_supporting(answer: str, passages: list[str]) -> int:
     return 1 + max(range(len(passages)), key=lambda i: scores[i]) if passages else 0
 
 
-def sentences(text: str) -> list[str]:
+def sentences(text: str, min_words: int = 4) -> list[str]:
+    """The sentences (and list items) of ``text`` with at least ``min_words`` words."""
     out = []
     for block in re.split(r"\n\s*\n|\n(?=[-*|#])", text):
         block = " ".join(block.split()).strip(" -*|#")
-        out.extend(s.strip() for s in _SENTENCE.split(block) if len(s.split()) >= 4)
+        out.extend(s.strip() for s in _SENTENCE.split(block) if len(s.split()) >= min_words)
     return out
 
 
-def best_sentence(question: str, passages: list[str], embed: Embed) -> tuple[int, str, float] | None:
+def best_sentence(question: str, passages: list[str], embed: Embed, min_words: int = 4
+                  ) -> tuple[int, str, float] | None:
     """(1-based passage, sentence, similarity) of the passage sentence closest to ``question``."""
-    candidates = [(i + 1, s) for i, p in enumerate(passages) for s in sentences(p)]
+    candidates = [(i + 1, s) for i, p in enumerate(passages) for s in sentences(p, min_words)]
     if not candidates:
         return None
     vectors = embed([question, *(s for _, s in candidates)])

@@ -17,9 +17,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from bot.shipped import ESCALATION_DIR
 from knowledge.runtime.atomic import atomic_write
 
-DATA_DIR = Path(__file__).resolve().parents[1] / "data" / "escalation"  # bot/data/escalation
+DATA_DIR = ESCALATION_DIR  # bot/data/escalation
 
 # Hand-written examples of each built-in topic (``Topic.builtin`` adds the shipped files below).
 BUILTIN_TOPICS: dict[str, list[str]] = {

@@ -1,8 +1,7 @@
 """The escalation policy: when a conversation should go to a human, as a reason code and a detail.
 
-The policy runs a list of rule objects (``bot/escalation/rules.py``), built from ``[escalation]``:
-
-each switchable, checked in this order:
+The policy runs a list of rule objects (``bot/escalation/rules.py``), built from ``[escalation]``, each switchable
+there, checked in this order:
 
 * ``customer_request``  - the message is closer to an example request for a person (shipped examples from
   Bitext's ``contact_human_agent`` plus hand-written ones, and any in ``request_examples``) than to any example

@@ -116,9 +116,8 @@ class SentimentClassifier:
 
     # --- backends ------------------------------------------------------------------------------------------
     def _transformers(self) -> Callable[[list[str]], list[Sentiment]]:
+        model, tokenizer = load_sentiment_model(self.model_ref, self.cache_dir)  # imports torch, under the load lock
         import torch
-
-        model, tokenizer = load_sentiment_model(self.model_ref, self.cache_dir)
         # bf16: 2x the float32 throughput on batches here, same accuracy (bench/sentiment.py); a lone message is
         # faster in float32 (a bf16 kernel is prepared for every new input shape)
         bf16 = use_bf16(self.dtype)

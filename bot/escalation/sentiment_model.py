@@ -16,8 +16,10 @@ from torch import nn
 from transformers import BertConfig, BertModel, BertPreTrainedModel
 from transformers.utils import ModelOutput
 
+from bot.shipped import SENTIMENT_DIR
+
 LABELS = ("negative", "neutral", "positive")
-SHIPPED_DIR = Path(__file__).resolve().parents[1] / "data" / "sentiment"  # bot/data/sentiment
+SHIPPED_DIR = SENTIMENT_DIR  # bot/data/sentiment
 
 
 @dataclasses.dataclass

@@ -144,7 +144,8 @@ class Bm25Index:
 
 
 class LexicalRetriever:
-    """``run(store, query, n, filters)``: the best ``n`` records by BM25, with their normalised score.
+    """The BM25 side of search: ``index(store).search(query, n, filters)`` gives the best ``n`` records with their
+    normalised score (and ``index(store).catalog`` what dense search needs to know of each record).
 
     Owns the persisted index beside the store and keeps it fresh: rebuilt here after this process writes
     (``rebuild``), and reloaded or rebuilt when another process changed the store (its revision token is checked
@@ -181,7 +182,3 @@ class LexicalRetriever:
                 self._index.build(store.iter_all(), revision)
             self._checked = now
             return self._index
-
-    def run(self, store: ChromaStore, query: str, n: int, filters: dict[str, Any] | None = None
-            ) -> list[tuple[Record, float]]:
-        return self.index(store).search(query, n, filters)

@@ -123,7 +123,7 @@ def resolve(ref: str, cache_dir: Path) -> ResolvedModel:
         if b is None:
             raise ModelNotAvailableError(
                 f"unknown bundled model '{ref}'; known: "
-                f"{', '.join('bundled:' + n for n in BUNDLED)}")
+                f"{', '.join(['bundled:' + n for n in BUNDLED] + ['bundled:sentiment'])}")  # the bot's own adapter
         if b.gguf_file is None:
             try:
                 path = _minilm_path(b)
@@ -190,15 +190,17 @@ def convert_gguf(gguf_path: Path, target: Path) -> Path:
     """Convert a GGUF checkpoint to a safetensors directory at ``target``, once, atomically.
 
     Written into a temporary sibling directory, marked complete, then renamed into place
-    (``atomic_directory``); a crash leaves only a temporary directory that is never read. A file lock serialises concurrent converters.
+    (``atomic_directory``); a crash leaves only a temporary directory that is never read. A file lock
+    serialises concurrent converters.
     """
     if _is_complete(target):
         return target
-    with _file_lock(target.parent / f".{target.name}.lock"):
+    # The process-wide load lock first, then the file lock: one order for the two, whichever caller comes here.
+    with LOAD_LOCK, _file_lock(target.parent / f".{target.name}.lock"):
         if _is_complete(target):  # another process finished while we waited
             return target
         try:
-            with LOAD_LOCK, atomic_directory(target) as tmp:  # transformers imported by one thread at a time
+            with atomic_directory(target) as tmp:
                 import torch
                 from transformers import AutoModelForCausalLM, AutoTokenizer
 
