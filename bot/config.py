@@ -117,6 +117,8 @@ class EscalationSettings(Section):
         "I'm sorry, there is no one from our support team available to chat here. I'll keep helping as best I "
         "can; you can also reach the team by email.",
         description="Said when the customer asks for a person and human_available is false.")
+    clause_min_words: int = Field(2, ge=1, le=20, description="The rules also read each clause of a message (\"I "
+                                  "still have no refund, get me a person\") of at least this many words.")
     # customer_request
     customer_request: bool = Field(True, description="Rule: the customer asks for a person (matched "
                                                      "semantically against example requests).")

@@ -191,15 +191,15 @@ def _save_cache(path: Path, array: np.ndarray) -> None:
 _CLAUSE_BREAK = re.compile(r"(?<=[.!?;])\s+|,\s*|\s+(?:but|and|so|because)\s+", re.IGNORECASE)
 
 
-def message_vectors(embedder: Any, message: str) -> list[np.ndarray]:
+def message_vectors(embedder: Any, message: str, clause_min_words: int = 2) -> list[np.ndarray]:
     """The message's embedding and its clauses': "I still haven't got my refund, I want to talk to a person" is a
     request for a person although the message as a whole is closest to an ordinary refund question."""
-    parts = clauses(message)
+    parts = clauses(message, clause_min_words)
     vector = embedder.embed_query(message)
     return [vector, *embedder.embed(parts)] if parts else [vector]
 
 
-def clauses(message: str) -> list[str]:
-    """The message's sentences and clauses of two words or more; empty when it is a single clause."""
-    parts = [p.strip() for p in _CLAUSE_BREAK.split(message) if p and len(_WORD.findall(p)) >= 2]
+def clauses(message: str, min_words: int = 2) -> list[str]:
+    """The message's sentences and clauses of ``min_words`` words or more; empty when it is a single clause."""
+    parts = [p.strip() for p in _CLAUSE_BREAK.split(message) if p and len(_WORD.findall(p)) >= min_words]
     return [] if len(parts) < 2 else parts

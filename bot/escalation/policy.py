@@ -68,7 +68,9 @@ class EscalationPolicy:
         if not self.settings.enabled:
             return None
         self.warm_up()
-        return self._first(TurnFacts(message, sentiment, history, self.embedder), "before_answer")
+        facts = TurnFacts(message, sentiment, history, self.embedder,
+                          clause_min_words=self.settings.clause_min_words)
+        return self._first(facts, "before_answer")
 
     def on_fallback(self, history: Sequence[Turn], best_score: float) -> Decision | None:
         """Rules that apply when the bot has no answer. ``history`` ends with the current customer turn."""

@@ -40,19 +40,20 @@ class TurnFacts:
     on a fallback: ending with it)."""
 
     def __init__(self, message: str, sentiment: Sentiment | None, history: Sequence[Turn], embedder: Any,
-                 best_score: float = 0.0) -> None:
+                 best_score: float = 0.0, clause_min_words: int = 2) -> None:
         self.message = message
         self.sentiment = sentiment
         self.history = history
         self.best_score = best_score
         self.embedder = embedder
+        self.clause_min_words = clause_min_words
         self._vectors: list[np.ndarray] | None = None
 
     @property
     def vectors(self) -> list[np.ndarray]:
         """The message's embedding, then its clauses' (see ``message_vectors``)."""
         if self._vectors is None:
-            self._vectors = message_vectors(self.embedder, self.message)
+            self._vectors = message_vectors(self.embedder, self.message, self.clause_min_words)
         return self._vectors
 
 
