@@ -8,7 +8,7 @@ not arithmetic), and prompt-lookup decoding (drafts tokens from n-grams of the p
 answers copy from, and verifies them in one forward pass; greedy-equivalent). Prompts are the real RAG
 prompts for the demo knowledge base's scripted questions. Reports first-token latency (time to the first
 streamed text) and tokens per second over whole answers (prefill included). int8 dynamic quantisation was
-tried and gave degenerate text with this model. Quality is compared with bench/engine.py (see README).
+tried and gave degenerate text with this model. Quality is compared with bench/engine.py (see docs/benchmarks.md).
 Writes bench/results/generation_speed.json.
 """
 
