@@ -220,8 +220,6 @@ class ServerSettings(Section):
 class Settings(FileSettings):
     """Effective supportbot settings. ``supportbot config`` prints them."""
 
-    cache: Path = Field(default_factory=default_cache_dir,
-                        description="Cache directory for converted models ($SUPPORTBOT_CACHE).")
     knowledge: KnowledgeSettings = Field(default_factory=KnowledgeSettings)
     generator: GeneratorSettings = Field(default_factory=GeneratorSettings)
     answer: AnswerSettings = Field(default_factory=AnswerSettings)
@@ -230,11 +228,6 @@ class Settings(FileSettings):
     escalation: EscalationSettings = Field(default_factory=EscalationSettings)
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
-
-    @field_validator("cache", mode="after")
-    @classmethod
-    def _expand(cls, v: Path) -> Path:
-        return v.expanduser()
 
 
 def load_settings(path: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:

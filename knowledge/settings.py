@@ -98,6 +98,14 @@ class FileSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid",
                                       validate_assignment=True)
 
+    cache: Path = Field(default_factory=default_cache_dir,
+                        description="Cache directory for converted models ($SUPPORTBOT_CACHE).")
+
+    @field_validator("cache", mode="after")
+    @classmethod
+    def _expand(cls, v: Path) -> Path:
+        return v.expanduser()
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -120,14 +128,7 @@ class KnowledgeOnlySettings(FileSettings):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="ignore",
                                       validate_assignment=True)
 
-    cache: Path = Field(default_factory=default_cache_dir,
-                        description="Cache directory for converted models ($SUPPORTBOT_CACHE).")
     knowledge: KnowledgeSettings = Field(default_factory=KnowledgeSettings)
-
-    @field_validator("cache", mode="after")
-    @classmethod
-    def _expand(cls, v: Path) -> Path:
-        return v.expanduser()
 
 
 def load_knowledge_settings(path: str | os.PathLike[str] | None = None, **overrides: Any) -> KnowledgeOnlySettings:
