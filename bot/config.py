@@ -46,9 +46,24 @@ class AnswerSettings(Section):
     follow-up query and the fallback (bot/conversation/)."""
 
     answer_threshold: float = Field(0.80, ge=0.0, le=1.0,
-                                    description="Top FAQ score at or above which the curated answer is returned.")
+                                    description="Probability (the matcher's, calibrated) at or above which the "
+                                                "best FAQ entry's curated answer is returned verbatim.")
+    clarify_threshold: float = Field(0.30, ge=0.0, le=1.0,
+                                     description="Below answer_threshold, a best FAQ probability at or above this "
+                                                 "asks \"did you mean ...?\" with the likely entries as choices.")
+    suggestion_min: float = Field(0.05, ge=0.0, le=1.0,
+                                  description="A clarification offers the FAQ entries at least this probable.")
+    max_suggestions: int = Field(3, ge=1, le=10, description="Most choices a clarification offers.")
+    clarify_message: str = Field("Did you mean one of these?",
+                                 description="The question a clarification asks; the numbered choices follow.")
+    clarify_hint: str = Field("Reply with a number, or \"none\" if it is none of these.",
+                              description="Said after a clarification's choices.")
     generate_threshold: float = Field(0.60, ge=0.0, le=1.0,
-                                      description="Evidence score at or above which the LM writes an answer.")
+                                      description="Retrieval score of the best document passage at or above which "
+                                                  "the LM writes an answer from the passages.")
+    combine_faq_with_passages: bool = Field(False, description="Let the LM also write from FAQ answers (of "
+                                            "entries at least clarify_threshold probable) together with "
+                                            "passages; off: curated answers are only ever given verbatim.")
     fallback_message: str = Field(
         "I'm sorry, I don't know the answer to that. I can connect you with a member of our support team.",
         description="Said when the knowledge base does not cover the question.")
@@ -71,6 +86,9 @@ class AnswerSettings(Section):
                                    "score is lower than the message's own by more than this.")
     unanswered_log: Path | None = Field(None, description="JSONL file of questions that got a fallback "
                                                           "(default: unanswered.jsonl beside the store).")
+    phrasings_log: Path | None = Field(None, description="JSONL file of customer phrasings resolved by a "
+                                       "clarification choice or by an agent after a handoff, for `supportbot kb "
+                                       "review` (default: phrasings.jsonl beside the store).")
 
 
 class SessionSettings(Section):

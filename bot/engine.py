@@ -5,9 +5,10 @@ escalation policy (``bot/escalation/rules.py``: customer request, sensitive topi
 question: hand over) -> retrieval with a query that accounts for the conversation
 (``bot/conversation/retrieval.py``) -> the reply decision (``bot/conversation/decision.py``):
 ``faq`` (top FAQ score >= answer_threshold: the curated answer verbatim, no LM call),
-``generated`` (evidence >= generate_threshold: the LM writes from the top passages, then a grounding check,
-``bot/conversation/grounded.py``; if it fails, the passage sentence closest to the question, or else fallback), or
-``fallback`` (say so plainly, offer a human, log the question as unanswered; or hand over, when it is the
+``clarify`` ("did you mean ...?": the likely FAQ entries as numbered choices; the customer's next message picks one,
+``bot/conversation/clarify.py``, or ``Bot.choose``), ``generated`` (a document passage scores >= generate_threshold:
+the LM writes from the top passages, then a grounding check, ``bot/conversation/grounded.py``; if it fails, the
+passage sentence closest to the question, the clarification, or else fallback), or ``fallback`` (say so plainly, offer a human, log the question as unanswered; or hand over, when it is the
 K-th fallback in a row or the deployment prefers a human to any fallback).
 A handoff is a structured event (``Reply.escalation``) delivered to callbacks and the webhook; the session
 belongs to a human until ``resume()``.
@@ -27,7 +28,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from bot.config import Settings, load_settings
-from bot.conversation.decision import decide
+from bot.conversation.clarify import NONE, clarify_text, parse_choice
+from bot.conversation.decision import Bands, decide
 from bot.conversation.grounded import ground, source_of
 from bot.conversation.prompting import PromptPassage, build_messages, strip_instructions
 from bot.conversation.retrieval import ContextualRetriever
@@ -36,11 +38,13 @@ from bot.escalation.policy import EscalationPolicy
 from bot.escalation.rules import Decision
 from bot.escalation.sentiment import SentimentClassifier
 from bot.generation import Generator, make_generator
+from bot.learning.log import PhrasingLog
 from bot.storage.factory import make_sessions
 from bot.storage.redaction import Redactor
 from bot.storage.sessions import Session, SessionStore, Turn
-from bot.types import Escalation, Mode, Reply, Sentiment, Source
+from bot.types import Escalation, Mode, Reply, Sentiment, Source, Suggestion
 from knowledge import Hit, KnowledgeBase
+from knowledge.retrieval.matcher import Matcher
 
 log = logging.getLogger("supportbot")
 
@@ -61,10 +65,11 @@ class Bot:
 
     def __init__(self, knowledge: KnowledgeBase | None = None, settings: Settings | None = None,
                  generator: Generator | None = None, sessions: SessionStore | None = None,
-                 sentiment: SentimentClassifier | None = None) -> None:
+                 sentiment: SentimentClassifier | None = None, matcher: Matcher | None = None) -> None:
         self.settings = settings or _settings_for(knowledge)
         self.knowledge = knowledge or KnowledgeBase(settings=self.settings)
-        self.retriever = ContextualRetriever.from_settings(self.knowledge, self.settings)
+        self.matcher = matcher or Matcher.from_settings(self.settings)
+        self.retriever = ContextualRetriever.from_settings(self.knowledge, self.settings, self.matcher)
         self.generator = generator or make_generator(self.settings)
         self.sessions = sessions or make_sessions(self.settings)
         self.sentiment = sentiment or (SentimentClassifier.from_settings(self.settings)
@@ -72,6 +77,7 @@ class Bot:
         self.policy = EscalationPolicy(self.settings.escalation, self.knowledge.embedder, self.settings.cache)
         self.notifier = Notifier.from_settings(self.settings.escalation)
         self.redactor = Redactor.from_settings(self.settings.privacy)
+        self.phrasings = PhrasingLog.from_settings(self.settings)
         self._log_lock = threading.Lock()
 
     @classmethod
@@ -80,6 +86,8 @@ class Bot:
 
     def warm_up(self, generator: bool = True) -> "Bot":
         self.knowledge.warm_up()
+        if self.matcher is not None:
+            self.matcher.warm_up()
         if self.sentiment is not None:
             self.sentiment.warm_up()
         if self.settings.escalation.enabled:
@@ -89,25 +97,35 @@ class Bot:
         return self
 
     # --- public API ----------------------------------------------------------------------------------------
-    def chat(self, message: str, session_id: str | None = None) -> Reply:
+    def chat(self, message: str, session_id: str | None = None, choice: int | str | None = None) -> Reply:
+        """Answer a customer message. After a ``clarify`` reply, the message may pick one of its suggestions
+        ("2", the question's text, "none"); ``choice`` picks one explicitly (see :meth:`choose`)."""
         reply = None
-        for item in self.stream(message, session_id):
+        for item in self.stream(message, session_id, choice):
             if isinstance(item, Reply):
                 reply = item
         assert reply is not None
         return reply
 
-    async def achat(self, message: str, session_id: str | None = None) -> Reply:
-        return await asyncio.to_thread(self.chat, message, session_id)
+    def choose(self, session_id: str, choice: int | str) -> Reply:
+        """Answer the conversation's pending clarification: ``choice`` is the suggestion's number (1-based), its
+        entry id, or ``"none"`` (none of these: counted as a failed answer). ValueError if the conversation's last
+        reply was not a clarification or the choice is not one of its suggestions."""
+        return self.chat("", session_id, choice=choice)
 
-    def stream(self, message: str, session_id: str | None = None) -> Iterator[str | Reply]:
+    async def achat(self, message: str, session_id: str | None = None, choice: int | str | None = None) -> Reply:
+        return await asyncio.to_thread(self.chat, message, session_id, choice)
+
+    def stream(self, message: str, session_id: str | None = None,
+               choice: int | str | None = None) -> Iterator[str | Reply]:
         """Yield text chunks as they are produced, then the final ``Reply``.
 
         The final reply's text is authoritative: a generated answer that fails the grounding check is
-        replaced (by an extractive answer or the fallback) after it streamed.
+        replaced (by an extractive answer, a clarification or the fallback) after it streamed.
         """
         with self.sessions.open(session_id) as session:
-            yield from self._turn(session, message)
+            picked = self._explicit_choice(session, choice) if choice is not None else None
+            yield from self._turn(session, message, picked)
 
     def reset(self, session_id: str) -> None:
         self.sessions.reset(session_id)
@@ -142,12 +160,17 @@ class Bot:
         with self.sessions.open(session_id) as session:
             self.sessions.append(session, Turn(role="agent", text=self._mask(text)))
 
-    def resume(self, session_id: str) -> bool:
+    def resume(self, session_id: str, entry_id: str | None = None) -> bool:
         """Give the conversation back to the bot after a handoff; False if it was not with a human. The
-        escalation rules then count only turns from here on."""
+        escalation rules then count only turns from here on. ``entry_id``: the FAQ entry the agent resolved it
+        with; the customer's unanswered questions before the handoff are kept as phrasings of it (for
+        ``supportbot kb review``)."""
         with self.sessions.open(session_id) as session:
             if session.state != "human":
                 return False
+            if entry_id:
+                for question in _unanswered_questions(session.turns_since_resume()):
+                    self.phrasings.record("agent", session.id, question, entry_id)
             self.sessions.set_state(session, "bot")
             self.sessions.append(session, Turn(role="system", text="resumed", mode="resume"))
             return True
@@ -165,8 +188,17 @@ class Bot:
         it reads like a follow-up."""
         return self.retriever.run(message, previous)
 
-    def _turn(self, session: Session, message: str) -> Iterator[str | Reply]:
+    def _turn(self, session: Session, message: str,
+              picked: tuple[int | str, dict[str, Any]] | None = None) -> Iterator[str | Reply]:
         start = time.perf_counter()
+        pending = self._pending_clarification(session) if picked is None and session.state == "bot" else None
+        if pending is not None:  # an answer to "did you mean ...?" ("2", "none"), or a new message
+            index = parse_choice(message, [s["question"] for s in pending["suggestions"]],
+                                 [s["entry_id"] for s in pending["suggestions"]])
+            picked = (index, pending) if index is not None else None
+        if picked is not None and not message.strip():
+            index, pending = picked
+            message = "none of these" if index == NONE else pending["suggestions"][int(index)]["question"]
         self.knowledge.embedder.prefetch(message)  # embedded for retrieval while the sentiment is classified
         sentiment = self.sentiment.predict_one(message) if self.sentiment is not None else None
         since = session.turns_since_resume()
@@ -181,6 +213,9 @@ class Bot:
         if decision is not None:
             yield self._handoff(session, decision, sentiment, start)
             return
+        if picked is not None:
+            yield self._chosen(session, picked[0], picked[1], sentiment, since, start)
+            return
         for item in self._answer(session, message, masked, previous, since, start):
             if isinstance(item, Reply):
                 item.sentiment = sentiment
@@ -190,7 +225,7 @@ class Bot:
                 start: float) -> Iterator[str | Reply]:
         a = self.settings.answer
         hits = [h.model_copy(update={"text": strip_instructions(h.text)}) for h in self.retrieve(message, previous)]
-        plan = decide(hits, a.answer_threshold, a.generate_threshold, self.settings.generator.max_passages)
+        plan = decide(hits, Bands.from_settings(self.settings))
         reply = None
         if plan.action == "faq":
             assert plan.top is not None
@@ -207,6 +242,8 @@ class Bot:
             if answer is not None:
                 reply = self._reply(session, "generated", answer.text, answer.confidence, answer.sources, start,
                                     extractive=answer.extractive)
+        if reply is None and plan.suggestions:  # "did you mean ...?" (also when a generated answer was not grounded)
+            reply = self._clarify(session, masked, plan.suggestions, start)
         if reply is None:  # fallback: the plan's, or a generated answer that was not grounded
             self._log_unanswered(session, masked, plan.top)
             decision = self.policy.on_fallback(since, plan.score)
@@ -215,6 +252,68 @@ class Bot:
                 return
             reply = self._reply(session, "fallback", a.fallback_message, plan.score, [], start)
         yield reply
+
+    # --- clarification ---------------------------------------------------------------------------------------
+    @staticmethod
+    def _pending_clarification(session: Session) -> dict[str, Any] | None:
+        """The data of the conversation's last bot turn if it was a clarification (its suggestions and the
+        question it asked about), else None."""
+        for t in reversed(session.turns):
+            if t.role == "bot":
+                return t.data if t.mode == "clarify" and t.data.get("suggestions") else None
+            if t.role != "customer":
+                return None
+        return None
+
+    def _explicit_choice(self, session: Session, choice: int | str) -> tuple[int | str, dict[str, Any]]:
+        pending = self._pending_clarification(session) if session.state == "bot" else None
+        if pending is None:
+            raise ValueError("there is no clarification to choose from in this conversation")
+        suggestions = pending["suggestions"]
+        if isinstance(choice, str) and choice.strip().lower() == NONE:
+            return NONE, pending
+        if isinstance(choice, int) and not isinstance(choice, bool):
+            if 1 <= choice <= len(suggestions):
+                return choice - 1, pending
+        elif isinstance(choice, str):
+            for i, s in enumerate(suggestions):
+                if choice == s["entry_id"]:
+                    return i, pending
+        raise ValueError(f"choice {choice!r} is not one of the {len(suggestions)} suggestions (a number from 1, "
+                         "an entry id, or 'none')")
+
+    def _clarify(self, session: Session, asked: str, hits: tuple[Hit, ...], start: float) -> Reply:
+        a = self.settings.answer
+        suggestions = [Suggestion(entry_id=h.entry_id, question=h.title, score=max(0.0, min(1.0, h.score)))
+                       for h in hits]
+        text = clarify_text(a.clarify_message, a.clarify_hint, [s.question for s in suggestions])
+        return self._reply(session, "clarify", text, suggestions[0].score, [], start, suggestions=suggestions,
+                           extra={"asked": asked})
+
+    def _chosen(self, session: Session, index: int | str, pending: dict[str, Any], sentiment: Sentiment | None,
+                since: list[Turn], start: float) -> Reply:
+        """The customer's choice after a clarification: the chosen entry's curated answer, or (none of these) the
+        fallback, which counts as a failed answer."""
+        asked = str(pending.get("asked") or "")
+        if index != NONE:
+            chosen = pending["suggestions"][int(index)]
+            hit = self.knowledge.entry(chosen["entry_id"])
+            if hit is not None:
+                if asked:
+                    self.phrasings.record("clarified", session.id, asked, hit.entry_id)
+                source = source_of(hit.model_copy(update={"score": float(chosen.get("score", 1.0))}))
+                reply = self._reply(session, "faq", strip_instructions(hit.text), float(chosen.get("score", 1.0)),
+                                    [source], start, extra={"choice": hit.entry_id})
+                reply.sentiment = sentiment
+                return reply
+        self._log_unanswered(session, asked or "none of these", None)
+        decision = self.policy.on_fallback(since, 0.0)
+        if decision is not None:
+            return self._handoff(session, decision, sentiment, start)
+        reply = self._reply(session, "fallback", self.settings.answer.fallback_message, 0.0, [], start,
+                            extra={"choice": NONE})
+        reply.sentiment = sentiment
+        return reply
 
     def _handoff(self, session: Session, decision: Decision, sentiment: Sentiment | None, start: float) -> Reply:
         """Hand the conversation to a human (or, with none available, say so honestly) and notify integrations."""
@@ -263,14 +362,27 @@ class Bot:
         return self.redactor.redact(text).text if self.redactor is not None else text
 
     def _reply(self, session: Session, mode: Mode, text: str, confidence: float, sources: list[Source],
-               start: float, escalation: Escalation | None = None, extractive: bool = False) -> Reply:
+               start: float, escalation: Escalation | None = None, extractive: bool = False,
+               suggestions: list[Suggestion] | None = None, extra: dict[str, Any] | None = None) -> Reply:
         reply = Reply(text=text, mode=mode, confidence=max(0.0, min(1.0, confidence)), sources=sources,
                       escalation=escalation, session_id=session.id, extractive=extractive,
-                      latency_ms=(time.perf_counter() - start) * 1000.0)
+                      suggestions=suggestions or [], latency_ms=(time.perf_counter() - start) * 1000.0)
         data: dict[str, Any] = {"sources": [s.entry_id for s in sources], "latency_ms": round(reply.latency_ms, 1),
-                                "confidence": round(reply.confidence, 4)}
+                                "confidence": round(reply.confidence, 4), **(extra or {})}
+        if suggestions:
+            data["suggestions"] = [s.model_dump() for s in suggestions]
         if escalation is not None:
             data["escalation"] = escalation.model_dump(include={"reason", "detail", "summary", "timestamp",
                                                                 "handed_off"})
         self.sessions.append(session, Turn(role="bot", text=text, mode=mode, data=data))
         return reply
+
+
+def _unanswered_questions(turns: list[Turn]) -> list[str]:
+    """The customer messages that the bot did not answer (a fallback, a clarification or a handoff followed)."""
+    out = []
+    for prev, turn in zip(turns, turns[1:]):
+        if prev.role == "customer" and turn.role == "bot" and turn.mode in ("fallback", "handoff", "clarify") \
+                and "choice" not in turn.data and prev.text.strip():
+            out.append(prev.text)
+    return out

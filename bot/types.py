@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Mode = Literal["faq", "generated", "fallback", "handoff"]
+Mode = Literal["faq", "clarify", "generated", "fallback", "handoff"]
 
 
 class Source(BaseModel):
@@ -21,6 +21,14 @@ class Source(BaseModel):
     url: str | None = None
     kind: Literal["faq", "document"] = "faq"
     citation: int | None = None  # generated replies: the [n] that cites this source in the text
+
+
+class Suggestion(BaseModel):
+    """One choice of a ``clarify`` reply ("did you mean ...?"): an FAQ entry the message may be asking about."""
+
+    entry_id: str
+    question: str  # the entry's question, as the customer is shown it
+    score: float = Field(ge=0.0, le=1.0)  # the matcher's probability that this entry answers the message
 
 
 class Sentiment(BaseModel):
@@ -67,3 +75,4 @@ class Reply(BaseModel):
     session_id: str
     latency_ms: float = 0.0
     extractive: bool = False  # generated mode: a passage sentence quoted because the LM's answer failed the check
+    suggestions: list[Suggestion] = Field(default_factory=list)  # clarify mode: the choices, best first

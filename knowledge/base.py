@@ -55,7 +55,7 @@ class KnowledgeBase:
         # the components, in the order a query goes through them (the embedder may be replaced by reindex)
         self.dense = DenseRetriever(lambda query: self.embedder.embed_query(query))
         self.lexical = LexicalRetriever(ks.path / f"bm25-{ks.collection}", check_seconds=ks.index_check_seconds)
-        self.fusion = Fusion(ks.dense_weight, ks.variant_support, ks.support_weight, ks.rrf_k)
+        self.fusion = Fusion(ks.dense_weight, ks.variant_support, ks.support_weight, ks.rrf_k, ks.answer_weight)
         self.fetcher = RecordFetcher()
         self.writer = RecordWriter(lambda texts: self.embedder.embed(texts))
 
@@ -122,7 +122,7 @@ class KnowledgeBase:
         loaded = self.load([paths] if isinstance(paths, (str, Path)) else paths, mapping)
         plan = plan_ingest(loaded, skip_invalid)
         report = IngestReport(files=[str(f.path) for f in loaded], invalid=plan.invalid, warnings=plan.warnings)
-        records = plan.records()
+        records = plan.records(self.settings.knowledge.index_answers)
         if records or sync:
             self._write(records, report, progress, plan.sync_sources if sync else None)
         report.seconds = time.perf_counter() - start
@@ -133,7 +133,8 @@ class KnowledgeBase:
         start = time.perf_counter()
         parsed = [e if isinstance(e, FAQEntry) else FAQEntry.model_validate(e) for e in entries]
         report = IngestReport()
-        self._write([r for e in parsed for r in entry_records(e, source)], report, None, None)
+        self._write([r for e in parsed for r in entry_records(e, source, self.settings.knowledge.index_answers)],
+                    report, None, None)
         report.seconds = time.perf_counter() - start
         return report
 
@@ -202,6 +203,21 @@ class KnowledgeBase:
             for c, _ in ranked:
                 c.record = fetched.get(c.record.id, c.record)
         return [record_to_hit(c.record, score) for c, score in ranked]
+
+    def entry(self, entry_id: str) -> Hit | None:
+        """An FAQ entry by id, as a hit (score 1.0) with its first question and curated answer; None if the
+        knowledge base has no FAQ entry with that id."""
+        records = [r for r in self.store().get(where={"entry_id": entry_id}) if r.metadata.get("kind") == "faq"]
+        if not records:
+            return None
+        first = min(records, key=lambda r: (r.metadata.get("field") == "answer", int(r.metadata.get("variant", 0))))
+        return record_to_hit(first, 1.0)
+
+    def questions(self, entry_id: str) -> list[str]:
+        """An FAQ entry's question variants, in order (empty if there is no such entry)."""
+        records = [r for r in self.store().get(where={"entry_id": entry_id})
+                   if r.metadata.get("kind") == "faq" and r.metadata.get("field") != "answer"]
+        return [r.text for r in sorted(records, key=lambda r: int(r.metadata.get("variant", 0)))]
 
     # --- adapters and statistics ---------------------------------------------------------------------------
     def as_langchain_retriever(self, k: int | None = None, filters: dict[str, Any] | None = None) -> Any:

@@ -124,8 +124,10 @@ class Hit(BaseModel):
     title: str  # the entry's question, or the passage's heading path
     text: str  # the curated answer, or the passage text
     matched: str  # the variant or passage text that matched
+    matched_field: Literal["question", "answer", "passage"] = "question"  # what ``matched`` is
     url: str | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
+    signals: dict[str, float] = Field(default_factory=dict)  # e.g. retrieval and matcher scores behind ``score``
 
 
 class InvalidRecord(BaseModel):

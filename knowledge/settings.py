@@ -71,6 +71,15 @@ class KnowledgeSettings(Section):
     chunk_size: int = Field(800, ge=100, le=20000, description="Document passages are at most this many "
                                                                 "characters (split on paragraphs and sentences).")
     chunk_overlap: int = Field(100, ge=0, le=5000, description="Characters shared by consecutive passages.")
+    index_answers: bool = Field(True, description="Index each FAQ answer too, so that a message asking about what "
+                                "an answer says finds its entry (changing this rewrites FAQ entries on the next "
+                                "ingest).")
+    answer_weight: float = Field(0.9, ge=0.0, le=1.0, description="Multiplies an FAQ answer's dense and BM25 "
+                                 "scores, so that a long answer does not outrank a precise question match.")
+    matcher: str = Field("bundled:matcher", description="Cross-encoder that reranks FAQ candidates and gives the "
+                         "calibrated probability the answer decision uses: bundled:matcher, a finetune.matcher "
+                         "directory, a Hugging Face cross-encoder (path or hub id), or none (retrieval scores).")
+    matcher_candidates: int = Field(6, ge=1, le=50, description="FAQ candidates the matcher reads per message.")
     index_check_seconds: float = Field(1.0, ge=0.0, description="How often a search checks whether another "
                                        "process changed the store (then the BM25 index is reloaded or rebuilt).")
 

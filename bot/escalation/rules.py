@@ -274,6 +274,8 @@ class FallbackStreakRule(_RuleBase):
     def check(self, facts: TurnFacts) -> Decision | None:
         streak = 1
         for t in reversed([t for t in facts.history if t.role == "bot"]):
+            if t.mode == "clarify":  # "did you mean ...?" is not a failure (its "none of these" is a fallback)
+                continue
             if t.mode != "fallback":
                 break
             streak += 1

@@ -21,8 +21,8 @@ class IngestPlan:
     # whole (bad JSON, missing column) must not make its earlier entries disappear.
     sync_sources: set[str] = dataclasses.field(default_factory=set)
 
-    def records(self) -> list[Record]:
-        out = [r for e, src in self.entries for r in entry_records(e, src)]
+    def records(self, index_answers: bool = True) -> list[Record]:
+        out = [r for e, src in self.entries for r in entry_records(e, src, index_answers)]
         return out + [r for d in self.documents for r in document_records(d)]
 
 

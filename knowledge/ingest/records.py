@@ -9,8 +9,12 @@ from knowledge.schema import Document, FAQEntry, Hit, content_hash
 from knowledge.store import Record
 
 
-def entry_records(entry: FAQEntry, source: str) -> list[Record]:
-    """One record per question variant; the curated answer travels in the metadata."""
+RECORDS_VERSION = 2  # 2: the answer is a record too; an entry written by an older version is rewritten on ingest
+
+
+def entry_records(entry: FAQEntry, source: str, index_answer: bool = True) -> list[Record]:
+    """One record per question variant and (``index_answer``) one for the answer, so that a message asking about
+    what the answer says finds the entry; the curated answer travels in the metadata."""
     common = {
         "kind": "faq",
         "entry_id": entry.id,
@@ -24,10 +28,15 @@ def entry_records(entry: FAQEntry, source: str) -> list[Record]:
         "source": source,
         "variants": len(entry.questions),
     }
-    full = content_hash(entry.model_dump(), source)
-    return [Record(id=f"{entry.id}::q{i}", entry_id=entry.id, text=q,
-                   metadata={**common, "variant": i, "text_hash": content_hash(q), "hash": full})
-            for i, q in enumerate(entry.questions)]
+    full = content_hash(entry.model_dump(), source, RECORDS_VERSION, index_answer)
+    records = [Record(id=f"{entry.id}::q{i}", entry_id=entry.id, text=q,
+                      metadata={**common, "variant": i, "text_hash": content_hash(q), "hash": full})
+               for i, q in enumerate(entry.questions)]
+    if index_answer:
+        records.append(Record(id=f"{entry.id}::a", entry_id=entry.id, text=entry.answer,
+                              metadata={**common, "variant": -1, "field": "answer",
+                                        "text_hash": content_hash(entry.answer), "hash": full}))
+    return records
 
 
 def document_records(doc: Document) -> list[Record]:
@@ -51,6 +60,7 @@ def record_to_hit(record: Record, score: float) -> Hit:
         except (TypeError, json.JSONDecodeError):
             pass
     kind = "faq" if m.get("kind") == "faq" else "document"
+    field = "passage" if kind == "document" else ("answer" if m.get("field") == "answer" else "question")
     return Hit(entry_id=record.entry_id, score=max(0.0, min(1.0, score)), kind=kind,
                title=str(m.get("title", "")), text=str(m.get("answer")) if kind == "faq" else record.text,
-               matched=record.text, url=m.get("url"), metadata=meta)
+               matched=record.text, matched_field=field, url=m.get("url"), metadata=meta)

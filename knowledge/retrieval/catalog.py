@@ -15,7 +15,7 @@ import numpy as np
 from knowledge.retrieval.filters import FILTER_KEYS, Filters, matches
 from knowledge.store import Record
 
-KEPT = FILTER_KEYS + ("tags", "variants")
+KEPT = FILTER_KEYS + ("tags", "variants", "field")
 
 
 class RecordCatalog:

@@ -11,6 +11,11 @@ phrasings) also takes support from its other variants, like a k-nearest-neighbou
 ``w`` is ``knowledge.support_weight`` (0.5).
 Entries with a handful of hand-written variants, and documents' passages, are scored by their best match
 alone: averaging their deliberately different phrasings would only blur a clear match.
+
+An FAQ entry's answer is a record too (a message may ask about what the answer says: "cost to send stuff to
+canada" -> the entry whose answer lists countries and fees); its dense and BM25 scores are multiplied by
+``knowledge.answer_weight`` (< 1) so that a long answer sharing words with the message does not outrank a precise
+question match, and it never takes part in the variant support.
 """
 
 from __future__ import annotations
@@ -40,21 +45,30 @@ def group_best(results: list[tuple[Record, float]], support: int = 1, support_we
         cur = best.get(record.entry_id)
         if cur is None or score > cur[1]:
             best[record.entry_id] = (record, score)
-        scores.setdefault(record.entry_id, []).append(score)
+        if record.metadata.get("field") != "answer":
+            scores.setdefault(record.entry_id, []).append(score)
     if support > 1:
         for eid, (record, top) in best.items():
             if record.metadata.get("kind") != "faq" or int(record.metadata.get("variants", 1)) < 2 * support:
                 continue
-            values = sorted(scores[eid], reverse=True)[:support]
+            values = sorted(scores.get(eid) or [top], reverse=True)[:support]
             values += [values[-1]] * (support - len(values))
             best[eid] = (record, (1.0 - support_weight) * top + support_weight * sum(values) / support)
     return best
 
 
+def weigh_answers(results: list[tuple[Record, float]], answer_weight: float) -> list[tuple[Record, float]]:
+    """Answer records' scores times ``answer_weight``; the others unchanged."""
+    if answer_weight == 1.0:
+        return results
+    return [(r, s * answer_weight if r.metadata.get("field") == "answer" else s) for r, s in results]
+
+
 def fuse(dense: list[tuple[Record, float]], lexical: list[tuple[Record, float]], method: FusionMethod,
-         dense_weight: float, rrf_k: int = 60, support: int = 1, support_weight: float = 0.5
-         ) -> list[tuple[Candidate, float]]:
+         dense_weight: float, rrf_k: int = 60, support: int = 1, support_weight: float = 0.5,
+         answer_weight: float = 1.0) -> list[tuple[Candidate, float]]:
     """Entries ranked by ``method``, each with its calibrated score (best first)."""
+    dense, lexical = weigh_answers(dense, answer_weight), weigh_answers(lexical, answer_weight)
     d_best, l_best = group_best(dense, support, support_weight), group_best(lexical)
     # An entry that only BM25 found has no variant among the dense candidates: each of its variants is at most
     # as similar as the last candidate. (Not the lowest *entry* score: when the candidates all belong to one or
@@ -99,8 +113,9 @@ class Fusion:
     """The fusion step of a search as a component: ``run(dense, lexical, method)`` -> ranked candidates."""
 
     def __init__(self, dense_weight: float = 0.9, support: int = 3, support_weight: float = 0.5,
-                 rrf_k: int = 60) -> None:
+                 rrf_k: int = 60, answer_weight: float = 1.0) -> None:
         self.dense_weight = dense_weight
+        self.answer_weight = answer_weight
         self.support = support
         self.support_weight = support_weight
         self.rrf_k = rrf_k
@@ -108,4 +123,4 @@ class Fusion:
     def run(self, dense: list[tuple[Record, float]], lexical: list[tuple[Record, float]],
             method: FusionMethod = "weighted") -> list[tuple[Candidate, float]]:
         return fuse(dense, lexical, method, self.dense_weight, rrf_k=self.rrf_k, support=self.support,
-                    support_weight=self.support_weight)
+                    support_weight=self.support_weight, answer_weight=self.answer_weight)

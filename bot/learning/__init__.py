@@ -1,0 +1,1 @@
+"""Learning from use: the phrasings customers used, kept for a person to review and accept as FAQ variants."""
