@@ -1,6 +1,7 @@
 """supportbot's terminal UI (Textual): ``python tui.py`` or ``supportbot chat``.
 
-Try a knowledge base, watch the bot decide, and play the human agent when it hands over. Built on the ideas of
+Try a knowledge base, watch the bot decide (a "did you mean ...?" offers its choices: click one or type its
+number), and play the human agent when it hands over. Built on the ideas of
 Textual's ``examples/mother.py``: replies stream into ``Markdown`` widgets (``MarkdownStream``) from ``@work``
 threads through ``call_from_thread``, in a chat log anchored to its end. The models load in a worker, so the
 input is usable at once; a message sent before they are ready waits for them.
@@ -35,6 +36,7 @@ from bot.terminal.widgets import (
     AgentMessage,
     BotMessage,
     ChatLog,
+    Choices,
     CustomerMessage,
     HandoffBanner,
     HistoryInput,
@@ -139,9 +141,28 @@ class SupportApp(App[None]):
             await self.send_as_customer(text)
 
     async def send_as_customer(self, text: str) -> None:
+        self.settle_choices()  # a typed number answers a pending clarification (the bot reads it); so does a question
         message, answer, meta = CustomerMessage(text), BotMessage("…"), ReplyMeta()
         await self.query_one(ChatLog).add(message, answer, meta)
         self.answer(text, message, answer, meta)
+
+    @on(Choices.Chosen)
+    async def choice_clicked(self, event: Choices.Chosen) -> None:
+        """A clarification's choice, clicked: the customer's answer, sent as the choice (``Bot.choose``)."""
+        if self.agent_mode:
+            self.notify("A human agent has this conversation.", severity="warning")
+            return
+        self.settle_choices(event.choices, event.choice)
+        message, answer, meta = CustomerMessage(event.said), BotMessage("…"), ReplyMeta()
+        await self.query_one(ChatLog).add(message, answer, meta)
+        self.query_one(HistoryInput).focus()
+        self.answer(event.said, message, answer, meta, choice=event.choice)
+
+    def settle_choices(self, chosen: Choices | None = None, choice: int | str | None = None) -> None:
+        """Grey out the open clarification choices: the conversation has moved on."""
+        for choices in self.query(Choices):
+            if not choices.disabled:
+                choices.settle(choice if choices is chosen else None)
 
     async def send_as_agent(self, text: str) -> None:
         if not self._bot_ready() or self._load_error:
@@ -151,7 +172,9 @@ class SupportApp(App[None]):
         await self.query_one(ChatLog).add(AgentMessage(text))
 
     @work(thread=True, group="answer")
-    def answer(self, text: str, message: CustomerMessage, widget: BotMessage, meta: ReplyMeta) -> None:
+    def answer(self, text: str, message: CustomerMessage, widget: BotMessage, meta: ReplyMeta,
+               choice: int | str | None = None) -> None:
+        """The bot's answer to ``text``, streamed into ``widget``; with ``choice``, to the pending clarification."""
         from bot.types import Reply
 
         if not self._models_ready.is_set():
@@ -159,6 +182,19 @@ class SupportApp(App[None]):
             self._models_ready.wait()
         if self._load_error:
             self.call_from_thread(widget.show_text, f"_Not ready: {self._load_error}_")
+            return
+        if choice is not None:
+            try:
+                reply = self.bot.choose(self.session_id, choice)
+            except ValueError as e:  # the clarification is no longer open (e.g. it was answered meanwhile)
+                self.call_from_thread(self.notify, str(e), severity="warning")
+                self.call_from_thread(widget.show_text, "_That choice is no longer open._")
+                return
+            except Exception as e:
+                self.call_from_thread(self.notify, str(e), title="Error", severity="error")
+                self.call_from_thread(widget.show_text, "_Something went wrong; please try again._")
+                return
+            self.call_from_thread(self._finish, reply, message, widget, meta)
             return
         try:
             for item in self.bot.stream(text, session_id=self.session_id):
@@ -174,6 +210,8 @@ class SupportApp(App[None]):
         message.set_sentiment(reply.sentiment)
         await widget.show_reply(reply)
         meta.show_reply(reply)
+        if reply.mode == "clarify" and reply.suggestions:  # "did you mean ...?": its choices, under it
+            await self.query_one(ChatLog).messages.mount(Choices(reply), after=widget)
         if reply.escalation and reply.escalation.handed_off and reply.text:
             self.query_one(HandoffBanner).show(reply.escalation)
             self.agent_mode = True

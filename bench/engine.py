@@ -3,12 +3,13 @@
     .venv/bin/python bench/engine.py [--skip-demo]
 
 1. BANKING77 + out-of-scope, decision level. The knowledge base is the BANKING77 80% split (one entry per
-   intent); in-scope queries are the 20% dev split; out-of-scope queries are texts whose intent is not in
-   the knowledge base: Bitext shop requests (orders, delivery, invoices, newsletter), TweetEval tweets and
-   review sentences. For every threshold t on the fused score: share of in-scope queries answered with the
-   right entry (top-1 correct and score >= t) and share of out-of-scope queries that fall back (score < t).
-   Generated answers are counted as answering with their top entry (the grounding check can only turn more
-   of them into fallbacks). Plots bench/results/threshold_tradeoff.png.
+   intent, ~100 phrasings each); in-scope queries are the 20% dev split; out-of-scope queries are texts whose
+   intent is not in the knowledge base: Bitext shop requests (orders, delivery, invoices, newsletter), TweetEval
+   tweets and review sentences. Each query goes through search and the matcher (calibrated probability), then the
+   decision bands: answered right (the faq band, right entry), clarified right (the clarify band, right entry
+   among the choices), and for out-of-scope queries the share that falls back (neither answered nor offered
+   choices). The curve (answered right / out-of-scope fallback as the answer threshold moves, the clarify band
+   closed) is plotted in bench/results/threshold_tradeoff.png.
 2. The demo knowledge base (examples/acme) and the scripted set bench/data/acme_scripted.jsonl, through the
    real bot with the default generator: share handled right per question type and per mode, facts found,
    and the grounding rate of the language model's answers.
@@ -57,39 +58,56 @@ def out_of_scope(n_each: int = 300, seed: int = 3) -> list[tuple[str, str]]:
     return out
 
 
-def banking_tradeoff(answer_threshold: float, generate_threshold: float) -> dict:
+def banking_tradeoff(answer_threshold: float, clarify_threshold: float) -> dict:
+    from bot.conversation.decision import Bands, decide
     from knowledge import KnowledgeBase
+    from knowledge.retrieval.matcher import Matcher
 
     train, dev = banking77_split()
     oos = out_of_scope()
+    matcher = Matcher().warm_up()
     with tempfile.TemporaryDirectory() as tmp:
         kb = KnowledgeBase(path=Path(tmp) / "kb")
         kb.add(banking77_entries(train), source="banking77")
-        ins = [(h[0].score, h[0].entry_id == intent) for text, intent in dev if (h := kb.search(text, k=1))]
-        outs = [(h[0].score if h else 0.0, src) for text, src in oos for h in [kb.search(text, k=1)]]
+
+        def top(text: str) -> list:
+            hits = matcher.run(text, kb.search(text, k=matcher.candidates))
+            return [h for h in hits if h.kind == "faq"]
+
+        ins = [(top(text), intent) for text, intent in dev]
+        outs = [(top(text), src) for text, src in oos]
+
+    def plan(hits: list, answer: float, clarify: float):
+        return decide(hits, Bands(answer=answer, clarify=clarify))
+
+    def measure(answer: float, clarify: float) -> dict:
+        right = clarified = 0
+        for hits, intent in ins:
+            p = plan(hits, answer, clarify)
+            right += p.action == "faq" and p.top.entry_id == intent
+            clarified += p.action == "clarify" and intent in [h.entry_id for h in p.suggestions]
+        oos_fb = sum(plan(hits, answer, clarify).action == "fallback" for hits, _ in outs)
+        return {"in_scope_answered_right": round(right / len(ins), 4),
+                "in_scope_clarified_right": round(clarified / len(ins), 4),
+                "in_scope_resolved": round((right + clarified) / len(ins), 4),
+                "out_of_scope_fallback": round(oos_fb / len(outs), 4)}
+
     grid = [round(0.30 + 0.01 * i, 2) for i in range(66)]
-    curve = []
-    for t in grid:
-        answered_right = sum(ok and s >= t for s, ok in ins) / len(ins)
-        oos_fallback = sum(s < t for s, _ in outs) / len(outs)
-        curve.append({"threshold": t, "in_scope_answered_right": round(answered_right, 4),
-                      "out_of_scope_fallback": round(oos_fallback, 4)})
-    at = next(c for c in curve if c["threshold"] == round(generate_threshold, 2))
-    faq_share = sum(s >= answer_threshold for s, _ in ins) / len(ins)
-    faq_precision = (sum(ok for s, ok in ins if s >= answer_threshold) /
-                     max(1, sum(s >= answer_threshold for s, _ in ins)))
+    curve = [{"threshold": t, **measure(t, t)} for t in grid]
+    at = measure(answer_threshold, clarify_threshold)
     by_source = {}
     for src in sorted({s for _, s in outs}):
-        scores = [sc for sc, s in outs if s == src]
-        by_source[src] = round(sum(sc < generate_threshold for sc in scores) / len(scores), 4)
+        sub = [hits for hits, s in outs if s == src]
+        by_source[src] = round(sum(plan(h, answer_threshold, clarify_threshold).action == "fallback"
+                                   for h in sub) / len(sub), 4)
+    answered = [(hits, intent) for hits, intent in ins if plan(hits, answer_threshold, clarify_threshold).action == "faq"]
     result = {"in_scope_queries": len(ins), "out_of_scope_queries": len(outs),
-              "generate_threshold": generate_threshold, "answer_threshold": answer_threshold,
-              "in_scope_answered_right": at["in_scope_answered_right"],
-              "out_of_scope_fallback": at["out_of_scope_fallback"],
+              "answer_threshold": answer_threshold, "clarify_threshold": clarify_threshold, **at,
               "out_of_scope_fallback_by_source": by_source,
-              "in_scope_faq_mode_share": round(faq_share, 4), "faq_mode_precision": round(faq_precision, 4),
+              "in_scope_faq_mode_share": round(len(answered) / len(ins), 4),
+              "faq_mode_precision": round(sum(h[0].entry_id == i for h, i in answered) / max(1, len(answered)), 4),
               "curve": curve}
-    plot(curve, generate_threshold)
+    plot(curve, answer_threshold)
     return result
 
 
@@ -103,10 +121,10 @@ def plot(curve: list[dict], chosen: float) -> None:
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
     ax.plot(t, [c["in_scope_answered_right"] for c in curve], label="in-scope answered with the right entry")
     ax.plot(t, [c["out_of_scope_fallback"] for c in curve], label="out-of-scope falling back")
-    ax.axvline(chosen, color="grey", linestyle="--", label=f"default generate_threshold = {chosen}")
+    ax.axvline(chosen, color="grey", linestyle="--", label=f"default answer_threshold = {chosen}")
     ax.axhline(0.88, color="C0", linestyle=":", linewidth=0.8)
     ax.axhline(0.85, color="C1", linestyle=":", linewidth=0.8)
-    ax.set_xlabel("threshold on the fused retrieval score")
+    ax.set_xlabel("answer threshold on the calibrated probability (clarify band closed)")
     ax.set_ylabel("share of queries")
     ax.set_title("BANKING77 knowledge base: answering vs abstaining")
     ax.set_ylim(0, 1.01)
@@ -164,16 +182,19 @@ def demo_scripted(generator: dict | None = None) -> dict:
                 reply = bot.chat(turn, session_id=sid)
             lm_called = reply.mode == "generated" or len(grounding_log) > before or \
                 (reply.mode == "fallback" and reply.confidence >= bot.settings.answer.generate_threshold)
+            clarified = reply.mode == "clarify" and case["expect"] in [s.entry_id for s in reply.suggestions]
             if case["expect"] == "fallback":
                 right = reply.mode == "fallback"
             else:
-                right = reply.mode in ("faq", "generated") and case["expect"] in [s.entry_id for s in reply.sources]
-            facts = all(f.lower() in reply.text.lower() for f in case["facts"]) if right else False
+                right = (reply.mode in ("faq", "generated") and case["expect"] in [s.entry_id for s in reply.sources]) \
+                    or clarified
+            facts = all(f.lower() in reply.text.lower() for f in case["facts"]) if right and not clarified else False
             for c in checks[n_checks:]:  # was the LM's own answer right (expected source's facts present)?
                 c["case"], c["expect"] = case["id"], case["expect"]
                 c["answer_right"] = case["expect"] != "fallback" and bool(case["facts"]) and \
                     all(f.lower() in c["answer"].lower() for f in case["facts"])
             rows.append({"id": case["id"], "type": case["type"], "expect": case["expect"], "mode": reply.mode,
+                         "clarified": clarified, "suggestions": [s.entry_id for s in reply.suggestions],
                          "extractive": reply.extractive, "sources": [s.entry_id for s in reply.sources],
                          "right": right, "facts_found": facts, "lm_called": lm_called,
                          "lm_grounded": reply.mode == "generated" and not reply.extractive,
@@ -182,9 +203,11 @@ def demo_scripted(generator: dict | None = None) -> dict:
     for t in sorted({r["type"] for r in rows}):
         sub = [r for r in rows if r["type"] == t]
         by_type[t] = {"n": len(sub), "right": round(sum(r["right"] for r in sub) / len(sub), 3),
+                      "answered_right": round(sum(r["right"] and not r["clarified"] for r in sub) / len(sub), 3),
+                      "clarified_right": round(sum(r["clarified"] for r in sub) / len(sub), 3),
                       "facts": round(sum(r["facts_found"] for r in sub) / len(sub), 3)}
     by_mode = {}
-    for m in ("faq", "generated", "fallback"):
+    for m in ("faq", "clarify", "generated", "fallback"):
         sub = [r for r in rows if r["mode"] == m]
         if sub:
             by_mode[m] = {"n": len(sub), "right": round(sum(r["right"] for r in sub) / len(sub), 3)}
@@ -228,6 +251,7 @@ def followups_with_and_without_context(bot, cases: list[dict]) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--skip-demo", action="store_true", help="only the BANKING77 decision benchmark")
+    ap.add_argument("--skip-banking", action="store_true", help="only the demo scripted set")
     ap.add_argument("--generator-dtype", default=None, help="float32 or bfloat16 (default: the settings')")
     ap.add_argument("--prompt-lookup", type=int, default=None, help="prompt_lookup_tokens (default: the settings')")
     ap.add_argument("--out", default="engine", help="results name under bench/results/")
@@ -235,12 +259,14 @@ def main() -> None:
     from bot.config import load_settings
 
     a = load_settings().answer
-    out = {"banking77": banking_tradeoff(a.answer_threshold, a.generate_threshold)}
-    b = out["banking77"]
-    print(f"BANKING77 @ generate_threshold {a.generate_threshold}: in-scope answered right "
-          f"{b['in_scope_answered_right']}, out-of-scope fallback {b['out_of_scope_fallback']} "
-          f"{b['out_of_scope_fallback_by_source']}; faq mode {b['in_scope_faq_mode_share']} "
-          f"(precision {b['faq_mode_precision']})", flush=True)
+    out: dict = {}
+    if not args.skip_banking:
+        b = out["banking77"] = banking_tradeoff(a.answer_threshold, a.clarify_threshold)
+        print(f"BANKING77 @ answer_threshold {a.answer_threshold}, clarify_threshold {a.clarify_threshold}: "
+              f"in-scope answered right {b['in_scope_answered_right']}, clarified right "
+              f"{b['in_scope_clarified_right']}, resolved {b['in_scope_resolved']}, out-of-scope fallback "
+              f"{b['out_of_scope_fallback']} {b['out_of_scope_fallback_by_source']}; faq mode "
+              f"{b['in_scope_faq_mode_share']} (precision {b['faq_mode_precision']})", flush=True)
     if not args.skip_demo:
         gen = {}
         if args.generator_dtype:

@@ -186,7 +186,7 @@ def fit_calibration(runs: dict[str, tuple[list[Scored], list[Scored]]]) -> Any:
     return Calibration(tuple(float(w) for w in model.coef_[0]), float(model.intercept_[0])), len(x)
 
 
-def collect(part: str, n: int, model: str, perturbed: bool, seed: int = 13) -> dict[str, Any]:
+def collect(part: str, n: int, model: str, perturbed: bool, seed: int = 13, answers: bool = True) -> dict[str, Any]:
     from finetune.intents import load_all
     from finetune.perturb import perturb
     from knowledge import KnowledgeBase
@@ -208,7 +208,7 @@ def collect(part: str, n: int, model: str, perturbed: bool, seed: int = 13) -> d
             for shape in SHAPES:
                 entries, with_answers = build_entries(name, sets[name], shape, seed)
                 settings = load_knowledge_settings().model_copy(deep=True)
-                settings.knowledge.index_answers = with_answers
+                settings.knowledge.index_answers = with_answers and answers
                 kb = KnowledgeBase(path=Path(tmp) / f"{name}-{shape}", settings=settings)
                 kb.add(entries, source=name)
                 scored_in, t_in = score_messages(kb, matcher, k, [(t, i) for t, i in ins])
@@ -251,6 +251,7 @@ def main() -> int:
     p.add_argument("--model", default="bundled:matcher", help="the matcher (bundled:matcher or a directory)")
     p.add_argument("--calibrate", action="store_true", help="fit the calibration on the calibration parts")
     p.add_argument("--perturbed", action="store_true", help="dev messages typed casually (finetune.perturb)")
+    p.add_argument("--no-answers", action="store_true", help="do not index the Bitext answers (their effect)")
     p.add_argument("--n", type=int, default=0, help="messages per set (0 = all; calibration default 500)")
     args = p.parse_args()
     own = matcher_dir(args.model) or MATCHER_DIR
@@ -278,7 +279,7 @@ def main() -> int:
     bands = {"answer_threshold": a.answer_threshold, "clarify_threshold": a.clarify_threshold}
     chosen = json.loads((RESULTS / "matcher_calibration.json").read_text())
     baseline = chosen["bi_encoder_bands"]
-    data = collect("dev", args.n, args.model, args.perturbed)
+    data = collect("dev", args.n, args.model, args.perturbed, answers=not args.no_answers)
     runs = data["runs"]
     retrieval_ms = [t[0] * 1000 for t in data["timing"]]
     matcher_ms = [t[1] * 1000 for t in data["timing"] if t[2]]
@@ -294,7 +295,8 @@ def main() -> int:
               f" | bi-encoder: right {b['answered_right']:.3f} wrong {b['answered_wrong']:.3f} resolved "
               f"{b['resolved']:.3f} oos-answered {b['oos_answered']:.3f}")
     print(json.dumps(result["latency"]))
-    print(f"-> {save('matcher_perturbed' if args.perturbed else 'matcher', result)}")
+    name = "matcher" + ("_perturbed" if args.perturbed else "") + ("_no_answers" if args.no_answers else "")
+    print(f"-> {save(name, result)}")
     return 0
 
 

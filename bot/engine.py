@@ -42,7 +42,7 @@ from bot.learning.log import PhrasingLog
 from bot.storage.factory import make_sessions
 from bot.storage.redaction import Redactor
 from bot.storage.sessions import Session, SessionStore, Turn
-from bot.types import Escalation, Mode, Reply, Sentiment, Source, Suggestion
+from bot.types import Escalation, EscalationReason, Mode, Reply, Sentiment, Source, Suggestion
 from knowledge import Hit, KnowledgeBase
 from knowledge.retrieval.matcher import Matcher
 
@@ -176,7 +176,8 @@ class Bot:
             return True
 
     def as_langchain_runnable(self, output: str = "text") -> Any:
-        """A langchain-core Runnable: input a message (str) or {"message", "session_id"}; output the reply
+        """A langchain-core Runnable: input a message (str) or {"message", "session_id", "choice"} (``choice``
+        answers a pending clarification, see :meth:`choose`); output the reply
         text (``output="text"``) or the ``Reply`` (``output="reply"``); ``stream`` yields text chunks."""
         from bot.langchain import BotRunnable
 
@@ -305,17 +306,22 @@ class Bot:
                 reply = self._reply(session, "faq", strip_instructions(hit.text), float(chosen.get("score", 1.0)),
                                     [source], start, extra={"choice": hit.entry_id})
                 reply.sentiment = sentiment
+                reply.choice = hit.entry_id
                 return reply
         self._log_unanswered(session, asked or "none of these", None)
         decision = self.policy.on_fallback(since, 0.0)
         if decision is not None:
-            return self._handoff(session, decision, sentiment, start)
+            reply = self._handoff(session, decision, sentiment, start, extra={"choice": NONE})
+            reply.choice = NONE
+            return reply
         reply = self._reply(session, "fallback", self.settings.answer.fallback_message, 0.0, [], start,
                             extra={"choice": NONE})
+        reply.choice = NONE
         reply.sentiment = sentiment
         return reply
 
-    def _handoff(self, session: Session, decision: Decision, sentiment: Sentiment | None, start: float) -> Reply:
+    def _handoff(self, session: Session, decision: Decision, sentiment: Sentiment | None, start: float,
+                 extra: dict[str, Any] | None = None) -> Reply:
         """Hand the conversation to a human (or, with none available, say so honestly) and notify integrations."""
         e = self.settings.escalation
         event = build_event(session.id, session.turns, decision, handed_off=e.human_available)
@@ -325,7 +331,7 @@ class Bot:
             text = e.handoff_message
         else:
             mode, text = "fallback", e.no_human_message
-        reply = self._reply(session, mode, text, 1.0, [], start, escalation=event)
+        reply = self._reply(session, mode, text, 1.0, [], start, escalation=event, extra=extra)
         reply.sentiment = sentiment
         self.notifier.notify(event)
         return reply
@@ -379,10 +385,14 @@ class Bot:
 
 
 def _unanswered_questions(turns: list[Turn]) -> list[str]:
-    """The customer messages that the bot did not answer (a fallback, a clarification or a handoff followed)."""
+    """The customer questions that the bot did not answer: a fallback or a clarification followed, or a handoff
+    because no answer was found (not one the customer asked for: "let me talk to a person" is no phrasing)."""
+    unanswered = {EscalationReason.REPEATED_FAILURE.value, EscalationReason.LOW_CONFIDENCE.value}
     out = []
     for prev, turn in zip(turns, turns[1:]):
-        if prev.role == "customer" and turn.role == "bot" and turn.mode in ("fallback", "handoff", "clarify") \
-                and "choice" not in turn.data and prev.text.strip():
+        if prev.role != "customer" or turn.role != "bot" or "choice" in turn.data or not prev.text.strip():
+            continue
+        if turn.mode in ("fallback", "clarify") or (
+                turn.mode == "handoff" and turn.data.get("escalation", {}).get("reason") in unanswered):
             out.append(prev.text)
     return out

@@ -76,3 +76,4 @@ class Reply(BaseModel):
     latency_ms: float = 0.0
     extractive: bool = False  # generated mode: a passage sentence quoted because the LM's answer failed the check
     suggestions: list[Suggestion] = Field(default_factory=list)  # clarify mode: the choices, best first
+    choice: str | None = None  # this reply answered a clarification: the chosen entry id, or "none"

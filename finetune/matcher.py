@@ -51,9 +51,9 @@ class Group:
 @dataclasses.dataclass
 class MatcherOptions:
     body: str = "bundled:minilm"
-    queries_per_set: int = dataclasses.field(default=2400, metadata={"help": "training messages per data set"})
-    answer_groups: int = dataclasses.field(default=900, metadata={"help": "Bitext request -> response groups"})
-    oos_groups: int = dataclasses.field(default=1500, metadata={"help": "groups with no right candidate"})
+    queries_per_set: int = dataclasses.field(default=1300, metadata={"help": "training messages per data set"})
+    answer_groups: int = dataclasses.field(default=300, metadata={"help": "Bitext request -> response groups"})
+    oos_groups: int = dataclasses.field(default=700, metadata={"help": "groups with no right candidate"})
     hard_negatives: int = 5
     random_negatives: int = 2
     phrasings: int = dataclasses.field(default=3, metadata={"help": "phrasings per entry the candidates are "
@@ -64,7 +64,7 @@ class MatcherOptions:
     learning_rate: float = 5e-4
     lora_rank: int = 16
     question_max_length: int = 64
-    answer_max_length: int = 160
+    answer_max_length: int = 128
     pointwise_weight: float = 1.0
     seed: int = 13
     checkpoint_every: int = 200

@@ -10,6 +10,11 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 DEMO = REPO / "examples" / "acme"
 SHARED_DATA = REPO.parent / "shared" / "data"
+# [answer] bands under which a question gets a clarification ("did you mean ...?"), whatever the matcher's scores:
+# no FAQ probability reaches the answer threshold (1.0), no passage is written from, every FAQ entry may be offered.
+# Tests ask something vague (CLARIFIED) and assert the flow, never which entries were offered.
+CLARIFYING = {"answer_threshold": 1.0, "clarify_threshold": 0.0, "suggestion_min": 0.0, "generate_threshold": 1.0}
+CLARIFIED = "money back?"
 
 
 @pytest.fixture(autouse=True)

@@ -89,3 +89,26 @@ def test_models_install_prepares_the_escalation_policy(tmp_path, monkeypatch, ca
     assert main(["models", "install", "--no-convert"]) == 0
     assert "escalation policy ready for bundled:minilm" in capsys.readouterr().out
     assert len(list((tmp_path / "cache" / "escalation").glob("topic-*.npy"))) == 1
+
+
+def test_ask_prints_a_clarification_readably_and_takes_a_choice(demo_kb_path, tmp_path, monkeypatch, capsys):
+    """`supportbot ask` on stored sessions: a "did you mean ...?" lists its choices (numbered in the text, their
+    entries on stderr); --choice answers it. The [answer] bands put the vague question in the clarify band."""
+    from tests.conftest import CLARIFIED, CLARIFYING
+
+    env = {"KNOWLEDGE__PATH": demo_kb_path, "SESSIONS__BACKEND": "sqlite", "SESSIONS__PATH": tmp_path / "s.sqlite3",
+           "ANSWER__UNANSWERED_LOG": tmp_path / "u.jsonl", "ANSWER__PHRASINGS_LOG": tmp_path / "p.jsonl",
+           **{f"ANSWER__{k.upper()}": v for k, v in CLARIFYING.items()}}
+    for key, value in env.items():
+        monkeypatch.setenv(f"SUPPORTBOT_{key}", str(value))
+    assert main(["ask", CLARIFIED, "--session-id", "c1"]) == 0
+    shown = capsys.readouterr()
+    assert "Did you mean" in shown.out and "\n1. " in shown.out and "\n2. " in shown.out
+    assert shown.err.startswith("[clarify, confidence ") and " choices: 1 " in shown.err and "--choice N" in shown.err
+    first = shown.err.split(" choices: 1 ", 1)[1].split(",", 1)[0]
+    assert main(["ask", "--session-id", "c1", "--choice", "1", "--json"]) == 0
+    reply = json.loads(capsys.readouterr().out)
+    assert reply["mode"] == "faq" and reply["sources"][0]["entry_id"] == first
+    assert main(["ask", "--session-id", "c1", "--choice", "1"]) == 2  # answered: nothing to choose from
+    assert "error: --choice: there is no clarification" in capsys.readouterr().err
+    assert main(["ask"]) == 2 and main(["ask", "--choice", "none"]) == 2  # neither a question nor a session

@@ -49,8 +49,12 @@ class FixedSentiment:
 
 def make_bot(demo_kb_path: Path, tmp_path: Path, generator: Any = None, sentiment: Any = None,
              **escalation: Any) -> Bot:
+    # the clarify band is closed: these tests count fallbacks (a clarification between them is tested in
+    # tests/test_clarify.py)
     settings = load_settings(knowledge={"path": demo_kb_path},
-                             answer={"unanswered_log": tmp_path / "unanswered.jsonl"}, escalation=escalation)
+                             answer={"unanswered_log": tmp_path / "unanswered.jsonl",
+                                     "phrasings_log": tmp_path / "phrasings.jsonl", "clarify_threshold": 1.0},
+                             escalation=escalation)
     return Bot(settings=settings, generator=generator if generator is not None else ScriptedGenerator(cite(1)),
                sentiment=sentiment)
 

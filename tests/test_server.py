@@ -20,7 +20,8 @@ import pytest
 
 from bot import Bot, load_settings
 from bot.server.app import create_app
-from tests.test_engine import Q_REFUND, ScriptedGenerator, cite
+from tests.conftest import CLARIFIED, CLARIFYING
+from tests.test_engine import Q_REFUND, Q_WEATHER, ScriptedGenerator, cite
 
 KEY = "test-api-key-0123456789"
 ADMIN = "test-admin-key-0123456789"
@@ -50,20 +51,22 @@ def running(app: Any) -> Iterator[str]:
         sock.close()
 
 
-def make_settings(tmp: Path, demo_kb_path: Path, **server: Any):
+def make_settings(tmp: Path, demo_kb_path: Path, answer: dict[str, Any] | None = None, **server: Any):
     kb = tmp / "kb"
     if not kb.exists():
         shutil.copytree(demo_kb_path, kb)
-    return load_settings(knowledge={"path": kb}, answer={"unanswered_log": tmp / "unanswered.jsonl"},
+    return load_settings(knowledge={"path": kb},
+                         answer={"unanswered_log": tmp / "unanswered.jsonl", **(answer or {})},
                          sessions={"backend": "sqlite", "path": tmp / "sessions.sqlite3"},
                          server={"api_keys": [KEY], "admin_keys": [ADMIN], "rate_limit_per_minute": 0,
                                  "max_message_chars": 500, **server})
 
 
 @contextlib.contextmanager
-def serving_bot(tmp: Path, demo_kb_path: Path) -> Iterator[tuple[str, Bot]]:
-    """The real bot (scripted language model) served on 127.0.0.1, once its models are loaded: (URL, bot)."""
-    settings = make_settings(tmp, demo_kb_path)
+def serving_bot(tmp: Path, demo_kb_path: Path, answer: dict[str, Any] | None = None) -> Iterator[tuple[str, Bot]]:
+    """The real bot (scripted language model) served on 127.0.0.1, once its models are loaded: (URL, bot).
+    ``answer``: [answer] settings (e.g. the bands of CLARIFYING)."""
+    settings = make_settings(tmp, demo_kb_path, answer)
     bot = Bot(settings=settings, generator=ScriptedGenerator(cite(1), chunks=None))
     with running(create_app(settings, bot=bot)) as url:
         deadline = time.monotonic() + 120
@@ -195,6 +198,7 @@ def test_knowledge_admin(api, tmp_path):
     ("post", "/v1/chat", {"content": b'{"message": "hi"', "headers": {**USER, "Content-Type": "application/json"}},
      400, "bad_request"),
     ("post", "/v1/chat", {"json": {"message": "x" * 501}, "headers": USER}, 422, "invalid"),
+    ("post", "/v1/chat/stream", {"json": {"message": "x" * 501}, "headers": USER}, 422, "invalid"),
     ("post", "/v1/chat", {"json": {"message": "x" * 70_000}, "headers": USER}, 413, "too_large"),
     ("post", "/v1/chat", {"json": {"message": ""}, "headers": USER}, 422, "invalid"),
     ("post", "/v1/chat", {"json": {"message": "hi", "session_id": "../etc"}, "headers": USER}, 422, "invalid"),
@@ -268,3 +272,154 @@ def test_the_upload_description_lists_exactly_the_formats_that_load(api):
     description = upload["properties"]["file"]["description"]
     listed = sorted(part.strip() for part in description.split(":", 1)[1].split(","))
     assert listed == supported_suffixes() and "PDF" not in description
+
+
+# --------------------------------------------------------------------------------------------------------
+# clarification ("did you mean ...?") over HTTP: bands under which a vague question is always clarified
+
+
+@pytest.fixture(scope="module")
+def clarifying_api(tmp_path_factory, demo_kb_path) -> Iterator[tuple[str, Bot]]:
+    with serving_bot(tmp_path_factory.mktemp("clarifying"), demo_kb_path, answer=CLARIFYING) as served:
+        yield served
+
+
+def sse_events(url: str, body: dict[str, Any]) -> tuple[httpx.Response, list[tuple[str | None, Any]]]:
+    events: list[tuple[str | None, Any]] = []
+    with httpx.stream("POST", f"{url}/v1/chat/stream", json=body, headers=USER, timeout=60) as r:
+        if not r.headers["content-type"].startswith("text/event-stream"):
+            r.read()
+            return r, events
+        event = None
+        for line in r.iter_lines():
+            if line.startswith("event: "):
+                event = line[7:]
+            elif line.startswith("data: "):
+                events.append((event, json.loads(line[6:])))
+    return r, events
+
+
+def clarification(url: str) -> dict[str, Any]:
+    r = httpx.post(f"{url}/v1/chat", json={"message": CLARIFIED}, headers=USER, timeout=30)
+    assert r.status_code == 200
+    reply = r.json()
+    assert reply["mode"] == "clarify" and len(reply["suggestions"]) >= 2, reply
+    assert reply["sources"] == []
+    for n, s in enumerate(reply["suggestions"], 1):
+        assert set(s) == {"entry_id", "question", "score"} and 0.0 <= s["score"] <= 1.0
+        assert f"{n}. {s['question']}" in reply["text"]  # the text lists them too, for text-only channels
+    return reply
+
+
+def test_a_clarification_answered_with_a_choice_number(clarifying_api):
+    url, _ = clarifying_api
+    asked = clarification(url)
+    sid, first = asked["session_id"], asked["suggestions"][0]
+    r = httpx.post(f"{url}/v1/chat", json={"session_id": sid, "choice": 1}, headers=USER, timeout=30)  # no message
+    assert r.status_code == 200
+    chosen = r.json()
+    assert chosen["mode"] == "faq" and chosen["sources"][0]["entry_id"] == first["entry_id"]
+    assert chosen["suggestions"] == []
+    turns = httpx.get(f"{url}/v1/sessions/{sid}", headers=USER).json()["turns"]
+    assert [(t["role"], t["mode"]) for t in turns] == [("customer", None), ("bot", "clarify"), ("customer", None),
+                                                       ("bot", "faq")]
+    assert turns[1]["data"]["suggestions"] == asked["suggestions"] and turns[1]["data"]["asked"] == CLARIFIED
+    assert turns[3]["data"]["choice"] == first["entry_id"]
+    r = httpx.post(f"{url}/v1/chat", json={"session_id": sid, "choice": 1}, headers=USER, timeout=30)
+    assert r.status_code == 409 and error_of(r)["code"] == "conflict"  # answered: nothing pending any more
+    assert 'supportbot_replies_total{mode="clarify"}' in httpx.get(f"{url}/metrics").text
+
+
+def test_a_clarification_answered_with_an_entry_id_none_or_a_typed_number(clarifying_api):
+    url, _ = clarifying_api
+    asked = clarification(url)
+    second = asked["suggestions"][1]["entry_id"]
+    chosen = httpx.post(f"{url}/v1/chat", json={"session_id": asked["session_id"], "choice": second,
+                                                "message": ""}, headers=USER, timeout=30).json()
+    assert chosen["mode"] == "faq" and chosen["sources"][0]["entry_id"] == second
+
+    asked = clarification(url)
+    sid = asked["session_id"]
+    nothing = httpx.post(f"{url}/v1/chat", json={"session_id": sid, "choice": "none"}, headers=USER,
+                         timeout=30).json()
+    assert nothing["mode"] == "fallback" and nothing["sources"] == []
+    assert httpx.get(f"{url}/v1/sessions/{sid}", headers=USER).json()["turns"][-1]["data"]["choice"] == "none"
+
+    asked = clarification(url)
+    sid = asked["session_id"]
+    r = httpx.post(f"{url}/v1/chat", json={"session_id": sid, "choice": 99}, headers=USER, timeout=30)
+    assert r.status_code == 409 and "not one of the" in error_of(r)["message"]
+    typed = httpx.post(f"{url}/v1/chat", json={"session_id": sid, "message": "2"}, headers=USER, timeout=30).json()
+    assert typed["mode"] == "faq" and typed["sources"][0]["entry_id"] == asked["suggestions"][1]["entry_id"]
+
+
+def test_the_stream_carries_the_suggestions_and_takes_a_choice(clarifying_api):
+    url, _ = clarifying_api
+    r, events = sse_events(url, {"message": CLARIFIED})
+    assert r.status_code == 200 and events[-1][0] == "reply"
+    asked = events[-1][1]
+    assert asked["mode"] == "clarify" and len(asked["suggestions"]) >= 2
+    sid = asked["session_id"]
+    r, events = sse_events(url, {"session_id": sid, "choice": 2})
+    assert r.status_code == 200 and [e for e, _ in events] == ["reply"]
+    assert events[-1][1]["mode"] == "faq"
+    assert events[-1][1]["sources"][0]["entry_id"] == asked["suggestions"][1]["entry_id"]
+    r, events = sse_events(url, {"session_id": sid, "choice": 2})  # answered already: a JSON error, no stream
+    assert r.status_code == 409 and error_of(r)["code"] == "conflict" and events == []
+    r, _ = sse_events(url, {"session_id": "never-seen", "choice": 1})
+    assert r.status_code == 404 and error_of(r)["code"] == "not_found"
+
+
+@pytest.mark.parametrize("body, status", [
+    ({"choice": 1}, 422),                                    # a choice needs its conversation
+    ({"session_id": "s1", "choice": 0}, 422),                # numbers start at 1
+    ({"session_id": "s1", "choice": True}, 422),
+    ({"session_id": "s1", "choice": 1.5}, 422),
+    ({"session_id": "s1", "choice": ""}, 422),
+    ({"session_id": "s1"}, 422),                             # neither a message nor a choice
+    ({"session_id": "never-seen", "choice": 1}, 404),
+    ({"session_id": "never-seen", "choice": "none"}, 404),
+])
+def test_bad_choices_get_a_json_error(api, body, status):
+    url, _ = api
+    r = httpx.post(f"{url}/v1/chat", json=body, headers=USER, timeout=30)
+    assert r.status_code == status and error_of(r)["code"] == ("invalid" if status == 422 else "not_found")
+    if body == {"session_id": "s1"}:
+        assert error_of(r)["message"].startswith("message:")
+
+
+def test_a_choice_without_a_clarification_is_a_conflict(api):
+    url, _ = api
+    sid = httpx.post(f"{url}/v1/chat", json={"message": Q_REFUND}, headers=USER, timeout=30).json()["session_id"]
+    r = httpx.post(f"{url}/v1/chat", json={"session_id": sid, "choice": 1}, headers=USER, timeout=30)
+    assert r.status_code == 409 and "no clarification" in error_of(r)["message"]
+    assert len(httpx.get(f"{url}/v1/sessions/{sid}", headers=USER).json()["turns"]) == 2  # nothing stored
+
+
+def test_resume_takes_the_entry_the_agent_resolved_it_with(api):
+    url, bot = api
+    sid = httpx.post(f"{url}/v1/chat", json={"message": Q_WEATHER}, headers=USER, timeout=30).json()["session_id"]
+    reply = httpx.post(f"{url}/v1/chat", json={"session_id": sid, "message": "I want to talk to a human"},
+                       headers=USER, timeout=30).json()
+    assert reply["mode"] == "handoff"
+    r = httpx.post(f"{url}/v1/sessions/{sid}/resume", json={"entry_id": "no-such-entry"}, headers=USER)
+    assert r.status_code == 422 and "no-such-entry" in error_of(r)["message"]
+    assert bot.is_with_human(sid)  # a refused resume leaves the conversation with the human
+    r = httpx.post(f"{url}/v1/sessions/{sid}/resume", json={"entry_id": "refund-timing"}, headers=USER)
+    assert r.json() == {"session_id": sid, "resumed": True}
+    kept = [(x["kind"], x["entry_id"], x["question"]) for x in bot.phrasings.read() if x["session_id"] == sid]
+    assert ("agent", "refund-timing", Q_WEATHER) in kept  # the unanswered question, as a phrasing of the entry
+
+
+def test_the_openapi_document_shows_choices_and_suggestions(api):
+    url, _ = api
+    spec = httpx.get(f"{url}/openapi.json").json()
+    schemas = spec["components"]["schemas"]
+    assert "choice" in schemas["ChatRequest"]["properties"]
+    assert "clarify" in schemas["Reply"]["properties"]["mode"]["enum"]
+    assert schemas["Reply"]["properties"]["suggestions"]["items"]["$ref"].endswith("/Suggestion")
+    assert set(schemas["Suggestion"]["properties"]) == {"entry_id", "question", "score"}
+    for path in ("/v1/chat", "/v1/chat/stream"):
+        assert {"404", "409"} <= set(spec["paths"][path]["post"]["responses"])
+    resume = spec["paths"]["/v1/sessions/{session_id}/resume"]["post"]
+    assert "ResumeRequest" in json.dumps(resume["requestBody"]) and not resume["requestBody"].get("required")

@@ -14,9 +14,9 @@ from typing import Any, Callable
 from textual.widgets import Markdown
 
 from bot import Bot, load_settings
-from bot.terminal.widgets import (AgentMessage, BotMessage, CustomerMessage, HandoffBanner, HistoryInput, Note,
-                                  ReplyMeta, SidePanel)
-from tests.conftest import DEMO
+from bot.terminal.widgets import (AgentMessage, BotMessage, Choices, CustomerMessage, HandoffBanner, HistoryInput,
+                                  Note, ReplyMeta, SidePanel)
+from tests.conftest import CLARIFIED, CLARIFYING, DEMO
 from tests.test_engine import ForbiddenGenerator, ScriptedGenerator, cite
 from tui import SupportApp
 
@@ -25,8 +25,8 @@ SIZE = (110, 36)
 
 def make_app(kb_path: Path, tmp_path: Path, generator: Any = None, bot_class: type = Bot,
              **sections: Any) -> SupportApp:
-    settings = load_settings(knowledge={"path": kb_path, "embedding_dtype": "float32"},
-                             answer={"unanswered_log": tmp_path / "unanswered.jsonl"}, **sections)
+    answer = {"unanswered_log": tmp_path / "unanswered.jsonl", **sections.pop("answer", {})}
+    settings = load_settings(knowledge={"path": kb_path, "embedding_dtype": "float32"}, answer=answer, **sections)
     bot = bot_class(settings=settings, generator=generator if generator is not None else ScriptedGenerator(cite(1)))
     return SupportApp(settings=settings, bot=bot)
 
@@ -189,6 +189,78 @@ async def test_the_chat_follows_a_long_streamed_reply_and_a_short_one_stays_at_t
         assert chat.max_scroll_y > 0 and chat.scroll_y == chat.max_scroll_y  # anchored: the end is in view
         gen.gates[-1].set()
         await until(pilot, lambda: metas(app)[-1])
+
+
+# --------------------------------------------------------------------------------------------------------
+# clarification ("did you mean ...?"): bands under which a vague question is always clarified
+
+
+def clarifying_app(kb_path: Path, tmp_path: Path) -> SupportApp:
+    return make_app(kb_path, tmp_path, ForbiddenGenerator(), escalation={"enabled": False},
+                    answer={**CLARIFYING, "phrasings_log": tmp_path / "phrasings.jsonl"})
+
+
+def choice_rows(app: SupportApp) -> list[str]:
+    choices = list(app.query(Choices))[-1]
+    return [str(choices.get_option_at_index(i).prompt) for i in range(choices.option_count)]
+
+
+async def test_a_clarification_shows_numbered_choices_and_a_typed_number_answers(demo_kb_path, tmp_path):
+    app = clarifying_app(demo_kb_path, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        meta = await send_and_wait(pilot, app, CLARIFIED)
+        await until(pilot, lambda: app.query(Choices))
+        offered = list(app.query(BotMessage))[-1].reply.suggestions
+        assert meta.startswith("clarify · ") and f"{len(offered)} choices: {offered[0].entry_id}" in meta
+        assert choice_rows(app) == [f"{n}. {s.question}" for n, s in enumerate(offered, 1)] + ["None of these"]
+        shown = list(app.query(BotMessage))[-1].source
+        assert "Did you mean" in shown and "1. " not in shown  # the choices are the list under it, not repeated
+        assert "Did you mean (choices)" in panel_text(app) and offered[0].entry_id in panel_text(app)
+
+        meta = await send_and_wait(pilot, app, "2")
+        assert meta.startswith("faq") and meta.endswith(offered[1].entry_id)
+        assert list(app.query(Choices))[-1].disabled  # answered: greyed out
+        turns = app.bot.sessions.get(app.session_id).turns
+        assert turns[-1].data["choice"] == offered[1].entry_id
+
+
+async def test_a_clicked_or_selected_choice_is_sent_as_the_choice(demo_kb_path, tmp_path):
+    app = clarifying_app(demo_kb_path, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await send_and_wait(pilot, app, CLARIFIED)
+        await until(pilot, lambda: app.query(Choices))
+        choices = list(app.query(Choices))[-1]
+        offered = choices.reply.suggestions
+        n = len(metas(app))
+        await pilot.click(choices, offset=(4, 0))  # the first row: choice 1
+        await until(pilot, lambda: len(metas(app)) > n and metas(app)[-1])
+        assert metas(app)[-1].startswith("faq") and metas(app)[-1].endswith(offered[0].entry_id)
+        assert str(list(app.query(CustomerMessage))[-1].render()) == offered[0].question
+        assert choices.disabled and choices.chosen == 1 and app.focused is app.query_one(HistoryInput)
+        assert app.bot.sessions.get(app.session_id).turns[-1].data["choice"] == offered[0].entry_id
+
+        await send_and_wait(pilot, app, CLARIFIED)
+        await until(pilot, lambda: len(app.query(Choices)) == 2)
+        choices = list(app.query(Choices))[-1]
+        n = len(metas(app))
+        choices.focus()
+        await pilot.press("end", "enter")  # the keyboard works too: the last choice, none of these
+        await until(pilot, lambda: len(metas(app)) > n and metas(app)[-1])
+        assert metas(app)[-1].startswith("fallback") and choices.chosen == "none"
+        assert app.bot.sessions.get(app.session_id).turns[-1].data["choice"] == "none"
+        await pilot.click(choices, offset=(4, 0))  # settled: a click changes nothing
+        await pilot.pause(0.2)
+        assert len(metas(app)) == n + 1
+
+
+async def test_a_new_question_settles_the_open_choices(demo_kb_path, tmp_path):
+    app = clarifying_app(demo_kb_path, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await send_and_wait(pilot, app, CLARIFIED)
+        await until(pilot, lambda: app.query(Choices))
+        first = list(app.query(Choices))[-1]
+        await send_and_wait(pilot, app, "something else entirely")
+        assert first.disabled and first.chosen is None
 
 
 # --------------------------------------------------------------------------------------------------------

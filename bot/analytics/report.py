@@ -1,13 +1,14 @@
 """Support analytics from the transcript database: ``supportbot report``.
 
 For a period: conversations, the automation (containment) rate = share of conversations resolved without a
-handoff, replies by mode, escalations by reason, the most frequent unanswered questions, the feedback ratio,
-and the same per day for the trend chart (``--png``).
+handoff, replies by mode, the clarifications ("did you mean ...?") and how they ended, escalations by reason, the
+most frequent unanswered questions, the feedback ratio, and the same per day for the trend chart (``--png``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -30,6 +31,17 @@ class Day(BaseModel):
     fallback_rate: float | None
 
 
+class Clarifications(BaseModel):
+    """The ``clarify`` replies of the period and how each ended: the customer's next turn picked one of its
+    suggestions, said none of them fits, or did neither (a new question, a handoff, or nothing more)."""
+
+    asked: int = 0
+    chosen: int = Field(0, description="Answered by picking one of the suggestions.")
+    none: int = Field(0, description="Answered with \"none of these\".")
+    abandoned: int = Field(0, description="Not answered: the customer asked something else, or left.")
+    resolution_rate: float | None = Field(None, description="chosen / asked")
+
+
 class Report(BaseModel):
     since: float
     until: float
@@ -37,6 +49,7 @@ class Report(BaseModel):
     handed_off: int
     containment_rate: float | None = Field(description="Share of conversations resolved without a handoff.")
     replies_by_mode: dict[str, int]
+    clarifications: Clarifications = Field(default_factory=Clarifications)
     escalations_by_reason: dict[str, int]
     top_unanswered: list[tuple[str, int]]
     feedback_up: int
@@ -73,9 +86,13 @@ def build_report(store: Any, since: float, until: float, top: int = 10) -> Repor
     from sqlalchemy import select
 
     t, u = store.t["turns"], store.t["unanswered"]
+    period = (t.c.ts >= since, t.c.ts < until)
     with store.engine.connect() as conn:
         rows = conn.execute(select(t.c.conversation_id, t.c.role, t.c.mode, t.c.ts, t.c.escalation_reason,
-                                   t.c.feedback).where(t.c.ts >= since, t.c.ts < until)).all()
+                                   t.c.feedback, t.c.seq).where(*period)).all()
+        # the answers to clarifications: only these turns' JSON is read
+        choices = conn.execute(select(t.c.conversation_id, t.c.seq, t.c.data)
+                               .where(*period, t.c.role == "bot", t.c.data.contains('"choice"'))).all()
         unanswered = conn.execute(select(u.c.question).where(u.c.ts >= since, u.c.ts < until)).scalars().all()
     conversations: set[str] = set()
     handed: set[str] = set()
@@ -84,7 +101,7 @@ def build_report(store: Any, since: float, until: float, top: int = 10) -> Repor
     feedback: Counter[str] = Counter()
     per_day: dict[str, dict[str, Any]] = defaultdict(lambda: {"conv": set(), "handed": set(), "replies": 0,
                                                               "fallback": 0})
-    for conversation, role, mode, ts, reason, rating in rows:
+    for conversation, role, mode, ts, reason, rating, _ in rows:
         day = per_day[dt.datetime.fromtimestamp(ts, dt.timezone.utc).date().isoformat()]
         if role == "customer":
             conversations.add(conversation)
@@ -100,6 +117,7 @@ def build_report(store: Any, since: float, until: float, top: int = 10) -> Repor
                 day["handed"].add(conversation)
             if rating:
                 feedback[rating] += 1
+    clarifications = _clarifications(rows, choices)
     counted = Counter(_normalise(q) for q in unanswered)
     n, rated = len(conversations), feedback["up"] + feedback["down"]
     days = [Day(date=d, conversations=len(v["conv"]),
@@ -108,10 +126,39 @@ def build_report(store: Any, since: float, until: float, top: int = 10) -> Repor
             for d, v in sorted(per_day.items())]
     return Report(since=since, until=until, conversations=n, handed_off=len(handed & conversations),
                   containment_rate=round(1 - len(handed & conversations) / n, 4) if n else None,
-                  replies_by_mode=dict(modes.most_common()), escalations_by_reason=dict(reasons.most_common()),
+                  replies_by_mode=dict(modes.most_common()), clarifications=clarifications,
+                  escalations_by_reason=dict(reasons.most_common()),
                   top_unanswered=counted.most_common(top), feedback_up=feedback["up"],
                   feedback_down=feedback["down"], feedback_ratio=round(feedback["up"] / rated, 4) if rated else None,
                   days=days)
+
+
+def _clarifications(rows: Any, choices: Any) -> Clarifications:
+    """Each clarify reply is answered by the conversation's next bot turn if that turn carries the ``choice``
+    (an entry id, or "none"); anything else after it, or nothing, leaves it abandoned."""
+    chosen: dict[tuple[str, int], str] = {}
+    for conversation, seq, data in choices:
+        try:
+            choice = json.loads(data).get("choice")
+        except (ValueError, AttributeError):
+            continue
+        if isinstance(choice, str) and choice:
+            chosen[(conversation, seq)] = choice
+    replies: dict[str, list[tuple[int, str | None]]] = defaultdict(list)
+    for conversation, role, mode, _, _, _, seq in rows:
+        if role == "bot":
+            replies[conversation].append((seq, mode))
+    ends: Counter[str] = Counter()
+    for conversation, turns in replies.items():
+        turns.sort()
+        for (seq, mode), following in zip(turns, [*turns[1:], None]):
+            if mode != "clarify":
+                continue
+            choice = chosen.get((conversation, following[0])) if following is not None else None
+            ends["abandoned" if choice is None else "none" if choice == "none" else "chosen"] += 1
+    asked = sum(ends.values())
+    return Clarifications(asked=asked, chosen=ends["chosen"], none=ends["none"], abandoned=ends["abandoned"],
+                          resolution_rate=round(ends["chosen"] / asked, 4) if asked else None)
 
 
 def draw(report: Report, path: Path) -> None:
@@ -135,7 +182,8 @@ def draw(report: Report, path: Path) -> None:
     trend.set_title("Conversations and containment per day (UTC)")
     trend.tick_params(axis="x", rotation=45)
     modes = report.replies_by_mode
-    mix.bar(list(modes), list(modes.values()), color=["#4c78a8", "#72b7b2", "#e45756", "#f58518", "#999"][:len(modes)])
+    palette = ["#4c78a8", "#72b7b2", "#e45756", "#f58518", "#b279a2", "#999"]
+    mix.bar(list(modes), list(modes.values()), color=[palette[i % len(palette)] for i in range(len(modes))])
     mix.set_title("Replies by mode")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -13,6 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from bot.cli.shared import cli_settings, err, out, quiet_libraries, state
+from bot.errors import SupportbotError
 
 
 def config_cmd() -> None:
@@ -60,15 +61,31 @@ def eval_command(data: Path = typer.Option(..., "--data", help="CSV or JSONL: qu
     out.print(table)
 
 
-def ask(question: str, session_id: Optional[str] = typer.Option(None, "--session-id"),
+def ask(question: Optional[str] = typer.Argument(None, help="The customer's message (may be left out with "
+                                                            "--choice)."),
+        session_id: Optional[str] = typer.Option(None, "--session-id"),
+        choice: Optional[str] = typer.Option(None, "--choice", help="Answer the conversation's pending \"did you "
+                                             "mean ...?\": a choice's number (1, 2, ...), its entry id, or 'none'. "
+                                             "Needs --session-id and stored sessions ([sessions] backend)."),
         as_json: bool = typer.Option(False, "--json", help="Print the whole Reply as JSON.")) -> None:
-    """Ask one question and print the reply."""
+    """Ask one question and print the reply (a clarification lists its choices, numbered)."""
     quiet_libraries()
     from bot.engine import Bot
 
+    if question is None and choice is None:
+        raise typer.BadParameter("give a question, or --choice to answer a clarification", param_hint="QUESTION")
+    if choice is not None and session_id is None:
+        raise typer.BadParameter("a choice answers a conversation's clarification: give its --session-id",
+                                 param_hint="--choice")
     bot = Bot(settings=cli_settings())
     bot.knowledge.warm_up()  # a missing knowledge base is reported before any model loads
-    reply = bot.chat(question, session_id=session_id)
+    picked = int(choice) if choice is not None and choice.strip().isdigit() else choice
+    try:
+        reply = bot.chat(question or "", session_id=session_id, choice=picked)
+    except ValueError as e:  # no clarification pending in that conversation, or not one of its choices
+        if choice is None:
+            raise
+        raise SupportbotError(f"--choice: {e}") from None
     if as_json:
         print(reply.model_dump_json(indent=2))
         return
@@ -76,6 +93,9 @@ def ask(question: str, session_id: Optional[str] = typer.Option(None, "--session
     meta = f"[{reply.mode}, confidence {reply.confidence:.2f}]"
     if reply.sources:
         meta += " sources: " + ", ".join(s.entry_id for s in reply.sources)
+    if reply.suggestions:  # the numbers of the text's choices, with the entries they stand for
+        meta += " choices: " + ", ".join(f"{n} {s.entry_id}" for n, s in enumerate(reply.suggestions, 1))
+        meta += f" (answer with --session-id {reply.session_id} --choice N)"
     if reply.sentiment:
         meta += f" sentiment: {reply.sentiment.label}"
     if reply.escalation:
@@ -88,7 +108,8 @@ def report(since: str = typer.Option("7d", help="Start: a duration ago (24h, 7d,
            top: int = typer.Option(10, help="How many unanswered questions to list."),
            as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
            png: Optional[Path] = typer.Option(None, "--png", help="Also draw the daily trends to this PNG.")) -> None:
-    """Conversations, containment rate, replies by mode, escalations, unanswered questions, feedback."""
+    """Conversations, containment rate, replies by mode, clarifications, escalations, unanswered questions,
+    feedback."""
     import time as _time
 
     from bot.analytics.report import ReportError, build_report, draw, parse_time
@@ -110,9 +131,13 @@ def report(since: str = typer.Option("7d", help="Start: a duration ago (24h, 7d,
     rate = f"{result.containment_rate:.1%}" if result.containment_rate is not None else "-"
     ratio = f"{result.feedback_ratio:.0%} up ({result.feedback_up} up, {result.feedback_down} down)" \
         if result.feedback_ratio is not None else "no ratings"
+    c = result.clarifications
+    clarified = f"{c.asked}: {c.chosen} answered by a choice ({c.resolution_rate:.0%}), {c.none} none of these, " \
+        f"{c.abandoned} abandoned" if c.asked and c.resolution_rate is not None else "none"
     for name, value in [("conversations", str(result.conversations)),
                         ("handed to a human", str(result.handed_off)), ("automation (containment) rate", rate),
                         ("replies by mode", ", ".join(f"{k} {v}" for k, v in result.replies_by_mode.items()) or "-"),
+                        ("clarifications (\"did you mean ...?\")", clarified),
                         ("escalations by reason",
                          ", ".join(f"{k} {v}" for k, v in result.escalations_by_reason.items()) or "-"),
                         ("feedback", ratio)]:

@@ -130,3 +130,108 @@ def kb_reindex(embedding_model: Optional[str] = typer.Option(
     if embedding_model and embedding_model != settings.knowledge.embedding_model:
         out.print(f"set knowledge.embedding_model = \"{embedding_model}\" in your config to query it",
                   markup=False, highlight=False)
+
+
+def _ids(values: Optional[list[str]]) -> list[str]:
+    """Repeated options, each possibly a comma-separated list."""
+    return [v.strip() for value in values or () for v in value.split(",") if v.strip()]
+
+
+def _accepted(values: list[str]) -> dict[str, Optional[str]]:
+    from bot.learning.review import ReviewError
+
+    accept: dict[str, Optional[str]] = {}
+    for value in values:
+        gid, _, entry = value.partition("=")
+        gid, entry = gid.strip(), entry.strip() or None
+        if not gid:
+            raise ReviewError(f"--accept {value!r}: expected ID or ID=ENTRY_ID")
+        if gid in accept and accept[gid] != entry:
+            raise ReviewError(f"--accept {gid} is given twice with different entries")
+        accept[gid] = entry
+    return accept
+
+
+def _review_table(kb: Any, groups: list[Any], shown: int = 3) -> Table:
+    from rich.text import Text
+
+    table = Table("id", "times", "entry", "from", "phrasings")
+    table.columns[2].overflow = "fold"  # an entry id is read whole
+    titles: dict[str, str] = {}
+    for g in groups:
+        if g.entry_id is None:
+            entry = Text("(unanswered)" + (f"\nnearest: {g.nearest}" if g.nearest else ""))
+        else:
+            if g.entry_id not in titles:
+                hit = kb.entry(g.entry_id)
+                titles[g.entry_id] = hit.title if hit is not None else "(no longer in the knowledge base)"
+            entry = Text(f"{g.entry_id}\n{titles[g.entry_id]}")
+        lines = [f"{p.count}x {p.question}" for p in g.phrasings[:shown]]
+        if len(g.phrasings) > shown:
+            lines.append(f"... and {len(g.phrasings) - shown} more")
+        table.add_row(g.id, str(g.count), entry, "\n".join(g.kinds), Text("\n".join(lines)))  # customer text
+    return table
+
+
+@kb_app.command("review")
+def kb_review(
+    accept: Optional[list[str]] = typer.Option(
+        None, "--accept", metavar="ID[=ENTRY_ID]", help="Add the group's phrasings to its entry as question variants (repeatable, or "
+                               "comma-separated). An unanswered group needs its entry: --accept ID=ENTRY_ID "
+                               "(the same form moves any group to another entry)."),
+    reject: Optional[list[str]] = typer.Option(None, "--reject", metavar="ID", help="Mark the group reviewed without adding "
+                                                                       "it (repeatable, or comma-separated)."),
+    export: Optional[Path] = typer.Option(None, "--export", metavar="FILE", help="Write FAQ JSONL: each entry as stored with the "
+                                          "groups' phrasings added to its questions (the groups accepted by this "
+                                          "command, else every listed group that has an entry)."),
+    min_count: int = typer.Option(1, "--min-count", min=1, help="List and export only groups seen in at least "
+                                                                  "this many conversations."),
+    as_json: bool = typer.Option(False, "--json", help="Print the groups as JSON."),
+) -> None:
+    """Review what customers asked: logged phrasings grouped per entry, and unanswered questions; nothing is
+    added to the knowledge base unless accepted here."""
+    quiet_libraries()
+    from knowledge import KnowledgeBase
+    from bot.learning.review import Review, ReviewError
+
+    accepted = _accepted(_ids(accept))
+    rejected = _ids(reject)
+    if export is not None and export.is_dir():
+        raise ReviewError(f"--export {export}: is a directory (give a file name)")
+    settings = cli_settings()
+    kb = KnowledgeBase(settings=settings)
+    review = Review(kb, settings)
+    if accepted or rejected:
+        done = review.apply(accepted, rejected)  # all validated before anything changes
+        for a in done:
+            out.print(f"accepted {a.group.id}: {len(a.added)} phrasing{'' if len(a.added) == 1 else 's'} added to "
+                      f"{a.entry_id}", markup=False, highlight=False)
+        for gid in dict.fromkeys(rejected):
+            out.print(f"rejected {gid}", markup=False, highlight=False)
+        if export is not None:
+            if done:
+                entries, phrasings = review.export(export, [(a.group, a.entry_id) for a in done])
+                out.print(f"wrote {entries} entr{'y' if entries == 1 else 'ies'} ({phrasings} phrasings) to "
+                          f"{export}", markup=False, highlight=False)
+            else:
+                err.print("nothing accepted: --export not written", markup=False, highlight=False)
+        return
+    groups = review.groups(min_count)
+    if export is not None:
+        listed = [(g, g.entry_id) for g in groups if g.entry_id is not None]
+        entries, phrasings = review.export(export, listed)
+        left = len(groups) - len(listed)
+        note = f"; {left} unanswered group{'' if left == 1 else 's'} left out (no entry)" if left else ""
+        (err if as_json else out).print(f"wrote {entries} entr{'y' if entries == 1 else 'ies'} ({phrasings} "
+                                        f"phrasings) to {export}{note}", markup=False, highlight=False)
+    if as_json:
+        hits = {eid: kb.entry(eid) for eid in {g.entry_id for g in groups} if eid is not None}
+        out.print_json(data=[{**g.as_dict(), "entry_question": getattr(hits.get(g.entry_id or ""), "title", None)}
+                             for g in groups])
+        return
+    if not groups:
+        out.print("nothing to review", markup=False, highlight=False)
+        return
+    out.print(_review_table(kb, groups))
+    out.print("accept: --accept ID (unanswered: --accept ID=ENTRY_ID); reject: --reject ID; FAQ JSONL: --export "
+              "FILE", markup=False, highlight=False)

@@ -51,7 +51,7 @@ def parse_choice(text: str, questions: Sequence[str], entry_ids: Sequence[str] =
 
 def clarify_text(message: str, hint: str, questions: Sequence[str]) -> str:
     """The clarification as plain text: the question, the numbered choices, the hint."""
-    lines = [message, *(f"{i}. {q}" for i, q in enumerate(questions, 1))]
+    lines = [message, "", *(f"{i}. {q}" for i, q in enumerate(questions, 1))]
     if hint:
-        lines.append(hint)
+        lines += ["", hint]  # blank lines around the list: Markdown renderers keep the hint apart from the last choice
     return "\n".join(lines)

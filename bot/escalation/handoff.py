@@ -29,6 +29,8 @@ _WORD = re.compile(r"\w+")
 
 
 def transcript(turns: Sequence[Turn]) -> list[dict[str, Any]]:
+    """The turns for the agent and the webhook: role, text, time, mode, sentiment, sources; a clarification's
+    ``suggestions`` (entry_id, question, score) and the ``choice`` that answered one (an entry id or "none")."""
     out = []
     for t in turns:
         item: dict[str, Any] = {"role": t.role, "text": t.text, "timestamp": t.timestamp}
@@ -38,6 +40,10 @@ def transcript(turns: Sequence[Turn]) -> list[dict[str, Any]]:
             item["sentiment"] = t.data["sentiment"]
         if t.data.get("sources"):
             item["sources"] = t.data["sources"]
+        if t.data.get("suggestions"):
+            item["suggestions"] = t.data["suggestions"]
+        if t.data.get("choice"):
+            item["choice"] = t.data["choice"]
         out.append(item)
     return out
 
@@ -58,6 +64,12 @@ def summarize(turns: Sequence[Turn], decision: Decision) -> str:
         if t.role != "bot" or t.mode == "handoff":
             continue
         cited = ", ".join(t.data.get("sources") or [])
+        if t.mode == "clarify":  # "did you mean ...?": what it offered
+            cited = "offered " + ", ".join(str(s.get("entry_id")) for s in t.data.get("suggestions") or [])
+        elif t.data.get("choice") == "none":
+            cited = "none of those offered"
+        elif t.data.get("choice"):
+            cited += ", chosen"
         answers.append(f"{t.mode}" + (f" ({cited})" if cited else ""))
     lines.append("Bot answered: " + ("; ".join(answers) if answers else "nothing yet"))
     trend = []

@@ -1,10 +1,11 @@
 """The HTTP API: ``supportbot serve`` (FastAPI + uvicorn), for helpdesks, web chat widgets and chat platforms.
 
-    POST /v1/chat                               {session_id?, message, metadata?} -> Reply
+    POST /v1/chat                               {session_id?, message, choice?, metadata?} -> Reply (a
+                                                "clarify" reply's suggestions are answered with choice)
     POST /v1/chat/stream                        the same as server-sent events: "chunk" events, then "reply"
     GET  /v1/sessions/{id}                      the transcript (personal data masked, see [privacy])
     POST /v1/sessions/{id}/agent-message        a human agent's message, during a handoff
-    POST /v1/sessions/{id}/resume               hand the conversation back to the bot
+    POST /v1/sessions/{id}/resume               hand the conversation back to the bot ({entry_id?})
     POST /v1/feedback                           {session_id, rating: up|down, comment?} on the latest reply
     POST /v1/kb/ingest                          upload a FAQ / document file (admin key)
     GET  /v1/kb/search?q=...&k=5                what the bot would retrieve
@@ -13,9 +14,9 @@
 
 Every /v1 route needs ``Authorization: Bearer <key>``; knowledge writes need an admin key. Errors are JSON:
 ``{"error": {"code": "...", "message": "..."}}`` with the right status (400 malformed JSON, 401 missing or
-wrong key, 403 not an admin key, 404 unknown session or entry, 409 nothing to rate yet, 413 body too large, 422
-invalid field, 429 over the rate limit, 503 not ready). Logs carry routes, statuses, latencies and key ids, never
-keys or messages.
+wrong key, 403 not an admin key, 404 unknown session or entry, 409 nothing to rate yet or no clarification to
+choose from, 413 body too large, 422 invalid field, 429 over the rate limit, 503 not ready). Logs carry routes,
+statuses, latencies and key ids, never keys or messages.
 
 Where things are: ``schemas`` (bodies), ``errors`` (the JSON errors), ``middleware`` (body limit, request log and
 metrics), ``deps`` (keys, rate limit, the app's state), ``routers/`` (one module per area); this module only puts

@@ -36,9 +36,14 @@ async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse
     errors = exc.errors()
     if any(e.get("type") == "json_invalid" for e in errors):
         return error_response(400, "bad_request", "malformed JSON body")
-    where = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ()) if p != 'body')}: {e.get('msg')}"
-                      for e in errors[:5])
+    where = "; ".join(_located(e) for e in errors[:5])
     return error_response(422, "invalid", where or "invalid request")
+
+
+def _located(error: dict) -> str:
+    """"field: what is wrong"; a check of the whole body (e.g. "a message or a choice") names its field itself."""
+    field = ".".join(str(p) for p in error.get("loc", ()) if p != "body")
+    return f"{field}: {error.get('msg')}" if field else str(error.get("msg"))
 
 
 async def expected(request: Request, exc: SupportbotError) -> JSONResponse:

@@ -19,8 +19,9 @@ class Metrics:
                                 ["route", "method", "status"], registry=registry)
         self.latency = Histogram("supportbot_http_request_seconds", "HTTP request latency by route.", ["route"],
                                  buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30), registry=registry)
-        self.replies = Counter("supportbot_replies", "Bot replies by mode (faq, generated, fallback, handoff).",
-                               ["mode"], registry=registry)
+        self.replies = Counter("supportbot_replies",
+                               "Bot replies by mode (faq, clarify, generated, fallback, handoff).", ["mode"],
+                               registry=registry)
         self.escalations = Counter("supportbot_escalations", "Conversations handed to a human, by reason.",
                                    ["reason"], registry=registry)
         if multiproc:

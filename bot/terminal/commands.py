@@ -78,6 +78,8 @@ COMMANDS: tuple[SlashCommand, ...] = (
 )
 
 KEYS = """\
+**Did you mean ...?** A reply that offers choices takes the choice's number (or `none`) typed in, or a click on it.
+
 **Keys**: `ctrl+b` side panel · `ctrl+up` / `ctrl+down` select a reply (or click one) · `up` / `down` input
 history · `ctrl+t` type as the agent or the customer during a handoff · `ctrl+g` hand back to the bot ·
 `ctrl+r` new conversation · `ctrl+p` command palette · `ctrl+q` quit

@@ -1,4 +1,5 @@
-"""The terminal UI's widgets: the chat log and its messages, the handoff banner, the side panel, the input.
+"""The terminal UI's widgets: the chat log and its messages, a clarification's choices, the handoff banner, the
+side panel, the input.
 
 Each widget knows how to show the bot's objects (a reply, a sentiment, an escalation, search hits, an ingest
 report) so that the app (``tui.py``) only wires them together. Text from customers and the knowledge base is
@@ -20,8 +21,9 @@ from textual.containers import Vertical, VerticalScroll
 from textual.events import Click
 from textual.message import Message
 from textual.widget import AwaitMount, Widget
-from textual.widgets import Input, Markdown, Static
+from textual.widgets import Input, Markdown, OptionList, Static
 from textual.widgets.markdown import MarkdownStream
+from textual.widgets.option_list import Option
 
 from bot.terminal.citations import CitationLinker, link_citations
 
@@ -30,6 +32,7 @@ AGENT_PLACEHOLDER = "Reply as the human agent (ctrl+t: as the customer; ctrl+g: 
 RECORDED_FOR_AGENT = "_(recorded for the human agent)_"  # a customer turn while a human has the conversation
 SNIPPET_CHARS = 220  # of a source's text in the side panel
 ANGRY = 0.5  # anger score from which a customer message is marked angry
+NONE_OF_THESE = "None of these"  # the last of a clarification's choices
 
 
 class ChatLog(VerticalScroll):
@@ -121,14 +124,74 @@ class BotMessage(Markdown):
         await self.update(markdown)
 
     async def show_reply(self, reply: Any) -> None:
-        """The final reply: its text with linked citations (or a note for a turn kept for the human agent)."""
+        """The final reply: its text with linked citations (or a note for a turn kept for the human agent). A
+        clarification shows its question and hint; its numbered choices are the ``Choices`` under it."""
         self.reply = reply
-        await self.show_text(RECORDED_FOR_AGENT if reply.mode == "handoff" and not reply.text
-                             else link_citations(reply.text))
+        if reply.mode == "handoff" and not reply.text:
+            await self.show_text(RECORDED_FOR_AGENT)
+            return
+        parts = clarification_parts(reply.text, [s.question for s in reply.suggestions]) \
+            if reply.mode == "clarify" and reply.suggestions else None
+        await self.show_text("\n\n".join(p for p in parts if p) if parts else link_citations(reply.text))
 
     def on_click(self, event: Click) -> None:
         if self.reply is not None:
             self.post_message(self.Selected(self))
+
+
+def clarification_parts(text: str, questions: list[str]) -> tuple[str, str] | None:
+    """A clarification's text around its numbered choices (``bot/conversation/clarify.py``: the question, "1. ...",
+    "2. ...", the hint): (question, hint), or None when the choices are not in it as written."""
+    lines = text.split("\n")
+    items = [f"{n}. {q}" for n, q in enumerate(questions, 1)]
+    for start in range(len(lines) - len(items) + 1):
+        if lines[start:start + len(items)] == items:
+            return "\n".join(lines[:start]).strip(), "\n".join(lines[start + len(items):]).strip()
+    return None
+
+
+class Choices(OptionList):
+    """A clarification's choices ("did you mean ...?"), numbered as in the reply's text, then "None of these":
+    click one (or select it with the arrows and enter), or type its number in the input. Once the customer has
+    chosen, or asked something else, they stay greyed out (``settle``)."""
+
+    class Chosen(Message):
+        """The user picked a choice: ``choice`` is its number (from 1) or "none"; ``said`` is what the customer
+        is shown to have answered (the choice's question)."""
+
+        def __init__(self, choices: Choices, choice: int | str, said: str) -> None:
+            super().__init__()
+            self.choices = choices
+            self.choice = choice
+            self.said = said
+
+    def __init__(self, reply: Any) -> None:
+        options = [Option(Text(f"{n}. {s.question}"), id=f"choice-{n}")  # knowledge-base text: never markup
+                   for n, s in enumerate(reply.suggestions, 1)]
+        options.append(Option(Text(NONE_OF_THESE, style="italic"), id="choice-none"))
+        super().__init__(*options)
+        self.reply = reply
+        self.chosen: int | str | None = None
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
+        if self.disabled:
+            return
+        suggestions = self.reply.suggestions
+        if event.option_index < len(suggestions):
+            choice: int | str = event.option_index + 1
+            said = suggestions[event.option_index].question
+        else:
+            choice, said = "none", NONE_OF_THESE
+        self.post_message(self.Chosen(self, choice, said))
+
+    def settle(self, chosen: int | str | None = None) -> None:
+        """The clarification is over: ``chosen`` (a number or "none") was picked, or (None) something else was
+        asked. The choices stay, greyed out, the chosen one highlighted."""
+        self.chosen = chosen
+        if chosen is not None:
+            self.highlighted = len(self.reply.suggestions) if chosen == "none" else int(chosen) - 1
+        self.disabled = True
 
 
 class ReplyMeta(Static):
@@ -141,6 +204,9 @@ class ReplyMeta(Static):
         label = f"{reply.mode} · {reply.confidence:.2f}"
         if reply.sources:
             label += " · " + ", ".join(s.entry_id for s in reply.sources)
+        if reply.suggestions:
+            n = len(reply.suggestions)
+            label += f" · {n} choice{'s' if n != 1 else ''}: " + ", ".join(s.entry_id for s in reply.suggestions)
         if reply.escalation:
             label += f" · escalation: {reply.escalation.reason}"
         self.update(label)
@@ -209,7 +275,8 @@ class SidePanel(VerticalScroll):
         head.append("Sources\n", style="bold underline")
         if not reply.sources:
             head.append("none\n\n", style="dim")
-        body.update(Group(head, *_sources(reply.sources, highlight), _state(reply)))
+        body.update(Group(head, *_sources(reply.sources, highlight), *_suggestions(reply.suggestions),
+                          _state(reply)))
 
 
 def _sources(sources: list[Any], highlight: int | None) -> Iterable[RenderableType]:
@@ -227,6 +294,20 @@ def _sources(sources: list[Any], highlight: int | None) -> Iterable[RenderableTy
             detail.append(f"\n{source.url}", style="dim")
         yield head
         yield Padding(detail, (0, 0, 1, 4))
+
+
+def _suggestions(suggestions: list[Any]) -> Iterable[RenderableType]:
+    """A clarification's choices: number and question, then entry id and the matcher's probability."""
+    if not suggestions:
+        return
+    yield Text("Did you mean (choices)", style="bold underline")
+    for n, suggestion in enumerate(suggestions, 1):
+        line = Text()
+        line.append(f"{n}. ", style="bold")
+        line.append(suggestion.question)
+        yield line
+        yield Padding(Text(f"{suggestion.entry_id} · probability {suggestion.score:.2f}", style="dim"), (0, 0, 0, 3))
+    yield Text("")
 
 
 def _state(reply: Any) -> Text:

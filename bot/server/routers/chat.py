@@ -1,38 +1,70 @@
 """``POST /v1/chat`` and ``POST /v1/chat/stream``: one customer message, answered whole or as server-sent
-events."""
+events; or, with ``choice``, the answer to the conversation's pending clarification ("did you mean ...?")."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
+from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends, HTTPException
 from fastapi.responses import Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
-from bot.server.deps import CurrentBot, CurrentMetrics, Server, User, checked_message
-from bot.server.schemas import ERRORS, JSON_ERRORS, ChatRequest
+from bot.server.deps import CurrentBot, CurrentMetrics, Server, User, checked_message, existing
+from bot.server.schemas import CHOICE_ERRORS, ERRORS, JSON_ERRORS, ChatRequest, as_json
 from bot.types import Reply
 
 router = APIRouter(tags=["chat"], responses=ERRORS)
 
 
-@router.post("/v1/chat", response_model=Reply)
+def _no_choice(error: ValueError) -> HTTPException:
+    """The bot's refusal of a choice (no pending clarification, or not one of its suggestions): 409."""
+    return HTTPException(409, str(error))
+
+
+@router.post("/v1/chat", response_model=Reply, responses=CHOICE_ERRORS)
 def chat(body: ChatRequest, _: User, bot: CurrentBot, metrics: CurrentMetrics, server: Server) -> Response:
-    """Answer one customer message (a new conversation when ``session_id`` is omitted)."""
-    reply = bot.chat(checked_message(body.message, server), body.session_id)
+    """Answer one customer message (a new conversation when ``session_id`` is omitted), or, with ``choice``, the
+    conversation's pending clarification: a reply with mode ``clarify`` lists its ``suggestions``; the choice (a
+    number from 1, an entry id, or ``"none"``) gets the chosen entry's answer (mode ``faq``) or the fallback."""
+    message = checked_message(body.message, server)
+    if body.choice is None:
+        reply = bot.chat(message, body.session_id)
+    else:
+        try:
+            reply = bot.chat(message, existing(bot, body.session_id or ""), choice=body.choice)
+        except ValueError as e:
+            raise _no_choice(e) from None
     metrics.observe_reply(reply)
     # serialised here: FastAPI would validate the Reply it was just given once more (the busiest route)
     return Response(reply.model_dump_json(), media_type="application/json")
 
 
-@router.post("/v1/chat/stream", response_class=EventSourceResponse, responses=JSON_ERRORS)
-def chat_stream(body: ChatRequest, _: User, bot: CurrentBot, metrics: CurrentMetrics,
-                server: Server) -> Iterator[ServerSentEvent]:
+def turn(body: ChatRequest, _: User, bot: CurrentBot, server: Server) -> Iterator[str | Reply]:
+    """The turn's items (text chunks, then the Reply), for the stream. With a choice its first item is made here,
+    before the response starts, so that a choice the bot refuses is a 409 (a JSON error), not a broken stream; a
+    chosen answer is never streamed in chunks, so nothing is held back."""
+    message = checked_message(body.message, server)
+    if body.choice is None:
+        return bot.stream(message, body.session_id)
+    items = bot.stream(message, existing(bot, body.session_id or ""), choice=body.choice)
+    try:
+        first = next(items)
+    except ValueError as e:
+        raise _no_choice(e) from None
+    return itertools.chain([first], items)
+
+
+@router.post("/v1/chat/stream", response_class=EventSourceResponse,
+             responses={**JSON_ERRORS, **as_json(CHOICE_ERRORS)})
+def chat_stream(_: User, items: Annotated[Iterator[str | Reply], Depends(turn)],
+                metrics: CurrentMetrics) -> Iterator[ServerSentEvent]:
     """The answer as server-sent events: ``chunk`` events ``{"text": ...}`` as it is written, then one
     ``reply`` event with the final Reply (authoritative: a generated answer that fails the grounding check
-    is replaced after it streamed)."""
-    message = checked_message(body.message, server)
-    for item in bot.stream(message, body.session_id):
+    is replaced after it streamed; a clarification's ``suggestions`` are in it). Takes ``choice`` as ``/v1/chat``
+    does."""
+    for item in items:
         if isinstance(item, Reply):
             metrics.observe_reply(item)
             yield ServerSentEvent(event="reply", data=item.model_dump(mode="json"))

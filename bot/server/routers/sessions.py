@@ -3,13 +3,13 @@ to the bot, and the customer's rating of the latest reply."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, Body, HTTPException
 
 from bot.server.deps import CurrentBot, Server, SessionId, User, checked_message, existing
 from bot.server.schemas import (ERRORS, AgentMessage, AgentMessageResult, ErrorBody, FeedbackRequest,
-                                FeedbackResult, ResumeResult, Transcript, TranscriptTurn)
+                                FeedbackResult, ResumeRequest, ResumeResult, Transcript, TranscriptTurn)
 
 router = APIRouter(tags=["sessions"], responses=ERRORS)
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody, "description": "Unknown conversation"}}
@@ -33,9 +33,15 @@ def agent_message(session_id: SessionId, body: AgentMessage, _: User, bot: Curre
 
 
 @router.post("/v1/sessions/{session_id}/resume", responses=NOT_FOUND)
-def resume(session_id: SessionId, _: User, bot: CurrentBot) -> ResumeResult:
-    """Hand the conversation back to the bot after a handoff."""
-    return ResumeResult(session_id=session_id, resumed=bot.resume(existing(bot, session_id)))
+def resume(session_id: SessionId, _: User, bot: CurrentBot,
+           body: Annotated[ResumeRequest | None, Body()] = None) -> ResumeResult:
+    """Hand the conversation back to the bot after a handoff. The body is optional: ``{"entry_id": ...}`` names
+    the FAQ entry the agent resolved the conversation with."""
+    entry_id = body.entry_id if body is not None else None
+    existing(bot, session_id)
+    if entry_id and bot.knowledge.entry(entry_id) is None:
+        raise HTTPException(422, f"entry_id: no FAQ entry {entry_id!r}")
+    return ResumeResult(session_id=session_id, resumed=bot.resume(session_id, entry_id=entry_id))
 
 
 @router.post("/v1/feedback", responses={
