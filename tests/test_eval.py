@@ -46,7 +46,9 @@ def test_reading_cases_and_their_errors(tmp_path):
 def test_evaluate_reports_retrieval_modes_fallbacks_and_escalations(demo_kb_path, tmp_path):
     path = tmp_path / "cases.csv"
     path.write_text(CSV)
-    settings = load_settings(knowledge={"path": demo_kb_path}, answer={"unanswered_log": tmp_path / "u.jsonl"})
+    # The clarify band closed, so that the off-topic question falls back: this test is about the counting.
+    settings = load_settings(knowledge={"path": demo_kb_path},
+                             answer={"unanswered_log": tmp_path / "u.jsonl", "clarify_threshold": 1.0})
     report = evaluate(Bot(settings=settings, generator=ForbiddenGenerator()), read_cases(path))
     assert report["questions"] == 4
     assert report["retrieval"] == {"questions": 2, "top1": 1.0, "recall_at_3": 1.0}

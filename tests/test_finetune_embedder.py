@@ -142,7 +142,10 @@ def test_whole_loop_trains_saves_evaluates_and_reindexes_a_knowledge_base(tmp_pa
     for key in ("before", "after"):
         assert 0.0 <= meta[key]["top1"] <= meta[key]["recall_at_3"] <= 1.0
         assert 0.0 <= meta[key]["dense_top1"] <= meta[key]["dense_recall_at_3"] <= 1.0  # the model alone
-    assert meta["after"]["top1"] > meta["before"]["top1"]  # a random tiny model (seeded) learns
+    # A random tiny model (seeded) learns: measured on the model alone, since in the hybrid search BM25 over the
+    # indexed answers (knowledge.index_answers) decides most top-1 hits whatever a random model embeds.
+    assert meta["after"]["dense_top1"] > meta["before"]["dense_top1"]
+    assert meta["after"]["dense_recall_at_3"] > meta["before"]["dense_recall_at_3"]
     card = (out / "README.md").read_text()
     assert "top-1" in card and "dense top-1" in card and "kb reindex --embedding-model" in card
     assert json.loads((out / "supportbot_embedder.json").read_text())["after"] == meta["after"]

@@ -74,7 +74,8 @@ SEARCH_ENTRIES: list[dict[str, Any]] = [
     {"id": "payment", "questions": ["Which payment methods do you accept?", "can I pay with PayPal"],
      "answer": "We accept cards and PayPal.", "category": "billing", "tags": ["b"], "language": "en"},
 ]
-N_SEARCH_RECORDS = sum(len(e["questions"]) for e in SEARCH_ENTRIES)
+# one record per question variant and one per answer (knowledge.index_answers, on by default)
+N_SEARCH_RECORDS = sum(len(e["questions"]) for e in SEARCH_ENTRIES) + len(SEARCH_ENTRIES)
 
 
 @pytest.fixture(scope="module")
@@ -113,10 +114,10 @@ def test_jsonl_and_json_formats(tmp_path: Path) -> None:
     assert report.invalid == [] and report.warnings == []
     assert report.files == [str(jsonl), str(top_list), str(wrapped)]
     assert (report.added, report.updated, report.unchanged, report.removed) == (4, 0, 0, 0)
-    assert report.records_embedded == 5
+    assert report.records_embedded == 9  # 5 question variants + 4 answers
     stats = kb.stats()
-    assert stats["entries"] == 4 and stats["records"] == 5
-    assert stats["records_by_kind"] == {"faq": 5}
+    assert stats["entries"] == 4 and stats["records"] == 9
+    assert stats["records_by_kind"] == {"faq": 9}
     assert stats["entries_by_category"] == {"billing": 1, "shipping": 1, "-": 2}
     assert stats["embedding_model"] == "bundled:minilm"
 
@@ -148,7 +149,7 @@ def test_jsonl_and_json_formats(tmp_path: Path) -> None:
     assert [(p.file, p.location, p.field) for p in report.invalid] == [
         (str(bad_list), "$[1]", "answer"), (str(bad_wrapped), "$.entries[1]", "questions")]
     assert report.added == 0 and report.records_embedded == 0
-    assert kb.stats()["records"] == 5
+    assert kb.stats()["records"] == 9
 
 
 def test_csv_rows_sharing_an_id_become_variants(tmp_path: Path) -> None:
@@ -162,9 +163,9 @@ def test_csv_rows_sharing_an_id_become_variants(tmp_path: Path) -> None:
     kb = KnowledgeBase(path=tmp_path / "kb")
     report = kb.ingest(path)
     assert report.invalid == []
-    assert report.added == 2 and report.records_embedded == 3
+    assert report.added == 2 and report.records_embedded == 5  # 3 question variants + 2 answers
     stats = kb.stats()
-    assert stats["entries"] == 2 and stats["records"] == 3
+    assert stats["entries"] == 2 and stats["records"] == 5
     assert stats["entries_by_category"] == {"account": 1, "store": 1}
 
     hits = kb.search("I forgot my password", k=5)
@@ -225,7 +226,7 @@ def test_documents_and_directories(tmp_path: Path) -> None:
     assert [p.title for p in text_doc.passages] == ["Returns policy"]
 
     stats = kb.stats()
-    assert stats["records_by_kind"] == {"document": 6, "faq": 1} and stats["entries"] == 4
+    assert stats["records_by_kind"] == {"document": 6, "faq": 2} and stats["entries"] == 4  # question + answer
 
     hit = kb.search("who pays customs duties and import taxes?", k=3)[0]
     assert hit.entry_id == "doc-guide" and hit.kind == "document"
@@ -265,7 +266,7 @@ def test_column_mapping_banking77(tmp_path: Path) -> None:
     report = kb.ingest(path, mapping=ColumnMapping(question="text", id="category", answer="category"))
     assert report.invalid == []
     assert report.added == len(variants)
-    assert report.records_embedded == sum(len(v) for v in variants.values())
+    assert report.records_embedded == sum(len(v) for v in variants.values()) + len(variants)  # + one answer each
     stats = kb.stats()
     assert stats["entries"] == len(variants)
     assert stats["entries_by_category"] == {c: 1 for c in variants}
@@ -286,9 +287,9 @@ def test_column_mapping_bitext_rows_get_derived_ids(tmp_path: Path) -> None:
     assert report.invalid == []
     expected = {derive_id(" ".join(r["instruction"].split())): r for r in rows}
     assert len(expected) == 100
-    assert report.added == 100 and report.records_embedded == 100
+    assert report.added == 100 and report.records_embedded == 200  # a question and an answer each
     stats = kb.stats()
-    assert stats["entries"] == 100 and stats["records"] == 100
+    assert stats["entries"] == 100 and stats["records"] == 200
 
     row = rows[7]
     hit = kb.search(row["instruction"], k=3)[0]
@@ -309,7 +310,7 @@ def test_cli_ingest_with_column_options(tmp_path: Path, monkeypatch: pytest.Monk
     assert main(argv + ["--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["added"] == len(variants) and report["invalid"] == []
-    assert report["records_embedded"] == sum(len(v) for v in variants.values())
+    assert report["records_embedded"] == sum(len(v) for v in variants.values()) + len(variants)
     assert (kb_path / "chroma.sqlite3").is_file()
     assert KnowledgeBase(path=kb_path).stats()["entries"] == len(variants)
 
@@ -336,7 +337,7 @@ def test_derived_ids_are_stable(tmp_path: Path) -> None:
     assert FAQEntry(question="  where IS my \n order? ", answer="y").id == derive_id("Where is my order?")
 
     first = KnowledgeBase(path=tmp_path / "kb").ingest(path)
-    assert first.added == 2 and first.records_embedded == 2
+    assert first.added == 2 and first.records_embedded == 4  # a question and an answer each
     again = KnowledgeBase(path=tmp_path / "kb").ingest(path)  # a new object, as in a new run
     assert (again.added, again.updated, again.unchanged, again.records_embedded) == (0, 0, 2, 0)
 
@@ -367,14 +368,15 @@ def test_invalid_file_is_not_written_unless_skip_invalid(tmp_path: Path) -> None
     assert "line 3" in str(report.invalid[0]) and "'answer'" in str(report.invalid[0])
     assert (report.added, report.updated, report.unchanged, report.records_embedded) == (0, 0, 0, 0)
     stats = kb.stats()
-    assert stats["entries"] == 2 and stats["records"] == 2
+    assert stats["entries"] == 2 and stats["records"] == 4
     hits = by_id(kb.search("opening hours gift cards invoice", k=10))
     assert set(hits) == {"g1", "g2"}
     assert hits["g1"].text == "We are open 9-5." and hits["g1"].metadata["source"] == str(good)
 
     report = kb.ingest(bad, skip_invalid=True)
     assert [(p.location, p.field) for p in report.invalid] == [("line 3", "answer")]
-    assert (report.added, report.updated, report.records_embedded) == (2, 1, 2)
+    # n1 and n3: a question and an answer each; g1: its changed answer
+    assert (report.added, report.updated, report.records_embedded) == (2, 1, 5)
     hits = by_id(kb.search("opening hours gift cards invoice", k=10))
     assert set(hits) == {"g1", "g2", "n1", "n3"}
     assert hits["g1"].text == "CHANGED: open 24/7."
@@ -448,17 +450,17 @@ def test_incremental_reingest_and_sync(tmp_path: Path) -> None:
         {"id": "o1", "questions": ["Do you have a newsletter?"], "answer": "Yes, sign up below."}])
     kb = KnowledgeBase(path=tmp_path / "kb")
     report = kb.ingest([faq, other])
-    assert (report.added, report.records_embedded) == (4, 5)
+    assert (report.added, report.records_embedded) == (4, 9)  # 5 question variants + 4 answers
 
     report = kb.ingest(faq)  # unchanged
     assert (report.added, report.updated, report.unchanged, report.removed) == (0, 0, 3, 0)
     assert report.records_embedded == 0
 
-    # The answer only: a metadata update, nothing re-embedded.
+    # The answer only: the question records get new metadata, only the answer record is embedded again.
     e1["answer"] = "Returns are free within 60 days."
     write_jsonl(faq, [e1, e2, e3])
     report = kb.ingest(faq)
-    assert (report.added, report.updated, report.unchanged, report.records_embedded) == (0, 1, 2, 0)
+    assert (report.added, report.updated, report.unchanged, report.records_embedded) == (0, 1, 2, 1)
     assert kb.search("how can I return something?", k=1)[0].text == "Returns are free within 60 days."
     assert by_id(kb.search("return item", method="bm25"))["e1"].text == "Returns are free within 60 days."
 
@@ -475,7 +477,7 @@ def test_incremental_reingest_and_sync(tmp_path: Path) -> None:
     write_jsonl(faq, [e1, e2, e3])
     report = kb.ingest(faq)
     assert (report.updated, report.unchanged, report.records_embedded) == (1, 2, 0)
-    assert kb.stats()["records"] == 4
+    assert kb.stats()["records"] == 8  # e1, e2, e3, o1: one question and one answer each
     for method in ("dense", "bm25"):
         matched = {h.matched for h in kb.search("what is your returns policy", k=10, method=method)}
         assert "what is your returns policy" not in matched and "return policy" not in matched
@@ -493,7 +495,7 @@ def test_incremental_reingest_and_sync(tmp_path: Path) -> None:
     for method in ("dense", "bm25", "weighted"):
         assert "e3" not in ids(kb.search("pick up my order in store", k=10, method=method))
     stats = kb.stats()
-    assert stats["entries"] == 3 and stats["records"] == 3
+    assert stats["entries"] == 3 and stats["records"] == 6
     assert kb.search("newsletter", k=1)[0].entry_id == "o1"
 
 
@@ -519,18 +521,18 @@ def test_add_and_remove(tmp_path: Path) -> None:
         {"id": "d1", "questions": ["How do I delete my account?", "close my account"],
          "answer": "Go to Settings > Delete account."},
         {"question": "How do I unsubscribe from the newsletter?", "answer": "Use the link in any email."}])
-    assert (report.added, report.records_embedded) == (2, 3)
+    assert (report.added, report.records_embedded) == (2, 5)  # 3 question variants + 2 answers
     entry = FAQEntry(id="f1", questions=["Do you price match?"], answer="No, sorry.", category="pricing")
     report = kb.add([entry])
-    assert (report.added, report.records_embedded) == (1, 1)
+    assert (report.added, report.records_embedded) == (1, 2)
     assert kb.add([entry]).unchanged == 1
     stats = kb.stats()
-    assert stats["entries"] == 3 and stats["records"] == 4
+    assert stats["entries"] == 3 and stats["records"] == 7
     hit = kb.search("do you match prices?", k=1)[0]
     assert hit.entry_id == "f1" and hit.metadata == {"category": "pricing", "source": "api"}
 
     assert kb.remove(["d1"]) == 1
-    assert kb.stats()["records"] == 2
+    assert kb.stats()["records"] == 4
     for method in ("dense", "bm25"):
         assert "d1" not in ids(kb.search("delete close account", k=10, method=method))
     assert kb.remove(["no-such-entry"]) == 0
@@ -593,7 +595,7 @@ def test_search_methods_one_hit_per_entry(search_kb: KnowledgeBase) -> None:
     for method in ("dense", "weighted", "bm25"):
         scores = [h.score for h in results[method]]
         assert scores == sorted(scores, reverse=True), method
-    # Dense sees every entry (14 records < candidates); rrf ranks the same union of entries.
+    # Dense sees every entry (19 records < candidates); rrf ranks the same union of entries.
     assert set(ids(results["dense"])) == {e["id"] for e in SEARCH_ENTRIES}
     assert set(ids(results["weighted"])) == set(ids(results["rrf"])) == set(ids(results["dense"]))
     assert set(ids(results["bm25"])) <= set(ids(results["dense"]))
@@ -644,7 +646,7 @@ def test_bm25_index_is_persisted_and_shared(tmp_path: Path) -> None:
     kb1.add([{"id": "wifi", "question": "Is there free wifi in the store?", "answer": "Yes, it is free."}])
     index_dir = kb_path / "bm25-helpdesk"
     assert index_dir.is_dir() and (index_dir / "records.json").is_file()
-    assert json.loads((index_dir / "records.json").read_text())["ids"] == ["wifi::q0"]
+    assert json.loads((index_dir / "records.json").read_text())["ids"] == ["wifi::q0", "wifi::a"]
 
     kb2 = KnowledgeBase(settings=settings)
     assert ids(kb2.search("wifi", method="bm25")) == ["wifi"]
@@ -695,7 +697,7 @@ def test_embedding_model_mismatch_and_reindex(tmp_path: Path) -> None:
     assert not kb2.exists()
 
     report = kb2.reindex(embedding_model=str(other))
-    assert report.records_embedded == 3 and report.updated == 2
+    assert report.records_embedded == 5 and report.updated == 2  # 3 question variants + 2 answers
     assert kb2.stats()["embedding_model"] == str(other)
     assert kb2.search("when do you open?", k=1)[0].entry_id == "hours"
     assert kb2.search("address of the store", k=1, method="bm25")[0].entry_id == "shop"

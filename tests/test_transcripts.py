@@ -13,6 +13,7 @@ import pytest
 from bot.analytics.report import build_report, parse_time
 from bot.storage.sessions import Turn
 from bot.storage.transcripts import DatabaseSessions, database_url
+from tests.conftest import CLARIFIED, CLARIFYING
 from tests.test_engine import Q_REFUND, Q_WEATHER, ScriptedGenerator, cite, demo_bot
 
 DAY = 86400.0
@@ -91,8 +92,9 @@ def test_the_bot_stores_every_turn_with_its_analytics_columns(demo_kb_path, tmp_
     from sqlalchemy import select
 
     db = tmp_path / "t.sqlite3"
+    # The clarify band closed: the off-topic question gets a fallback (and is logged as unanswered).
     bot = demo_bot(demo_kb_path, tmp_path, ScriptedGenerator(cite(1)), sessions={"backend": "sqlite", "path": db},
-                   escalation={"enabled": True})
+                   escalation={"enabled": True}, answer={"clarify_threshold": 1.0})
     bot.chat(Q_REFUND, "s")
     bot.feedback("s", "up")
     bot.chat(Q_WEATHER, "s")
@@ -178,3 +180,63 @@ def test_periods():
     assert parse_time("7d", 1000 * DAY) == 993 * DAY
     assert parse_time("2025-11-24", 0) == 1_763_942_400.0  # 00:00 UTC
     assert parse_time("2025-11-24T01:00:00+01:00", 0) == 1_763_942_400.0
+
+
+def test_report_counts_clarifications_and_how_they_ended(demo_kb_path, tmp_path, monkeypatch, capsys):
+    """The real bot's clarifications ("did you mean ...?") in the database: one answered by a choice, one with
+    "none of these", one left for a new question, one for a person; the report and the handoff transcript."""
+    from bot.cli import main
+
+    db = tmp_path / "t.sqlite3"
+    bot = demo_bot(demo_kb_path, tmp_path, ScriptedGenerator(cite(1)), sessions={"backend": "sqlite", "path": db},
+                   escalation={"enabled": True},
+                   answer={**CLARIFYING, "phrasings_log": tmp_path / "phrasings.jsonl"})
+    events = []
+    bot.on_escalation(events.append)
+    assert bot.chat(CLARIFIED, "chosen").mode == "clarify"
+    assert bot.choose("chosen", 1).mode == "faq"
+    bot.chat(CLARIFIED, "none")
+    assert bot.chat("none of these", "none").mode == "fallback"
+    bot.chat(CLARIFIED, "moved-on")
+    bot.chat(Q_WEATHER, "moved-on")
+    asked = bot.chat(CLARIFIED, "person")
+    assert bot.chat("I want to talk to a human", "person").mode == "handoff"
+
+    report = build_report(bot.sessions, time.time() - DAY, time.time() + 1)
+    assert report.replies_by_mode["clarify"] >= 4
+    c = report.clarifications
+    assert (c.chosen, c.none) == (1, 1) and c.asked == c.chosen + c.none + c.abandoned >= 4
+    assert c.resolution_rate == pytest.approx(c.chosen / c.asked, abs=1e-4)
+
+    (event,) = events  # the handoff's transcript shows what was offered
+    offered = [t for t in event.transcript if t.get("mode") == "clarify"]
+    assert offered and offered[-1]["suggestions"] == [s.model_dump() for s in asked.suggestions]
+    assert "Bot answered: clarify (offered " in event.summary
+
+    monkeypatch.setenv("SUPPORTBOT_SESSIONS__BACKEND", "database")
+    monkeypatch.setenv("SUPPORTBOT_SESSIONS__URL", bot.sessions.url)
+    assert main(["report", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["clarifications"] == c.model_dump()
+    assert main(["report"]) == 0
+    shown = capsys.readouterr().out
+    assert "clarifications" in shown and f"{c.asked}: 1 answered by a choice" in shown
+
+
+def test_clarifications_are_read_from_the_turn_after_each(tmp_path):
+    store = DatabaseSessions(database_url(tmp_path / "t.sqlite3"))
+    offered = {"suggestions": [{"entry_id": "a", "question": "A?", "score": 0.5}], "asked": "q"}
+
+    def conversation(sid: str, *turns: tuple[str, str | None, dict]) -> None:
+        with store.open(sid) as s:
+            for i, (role, mode, data) in enumerate(turns):
+                store.append(s, Turn(role, "x", mode=mode, timestamp=T0 + i, data=data))
+
+    ask, clarify = ("customer", None, {}), ("bot", "clarify", offered)
+    conversation("chosen", ask, clarify, ask, ("bot", "faq", {"sources": ["a"], "choice": "a"}))
+    conversation("none", ask, clarify, ask, ("bot", "fallback", {"choice": "none"}))
+    conversation("twice", ask, clarify, ask, clarify, ask, ("bot", "faq", {"sources": ["a"], "choice": "a"}))
+    conversation("new-question", ask, clarify, ask, ("bot", "faq", {"sources": ["b"]}))
+    conversation("left", ask, clarify)
+    c = build_report(store, T0, T0 + DAY).clarifications
+    assert (c.asked, c.chosen, c.none, c.abandoned, c.resolution_rate) == (6, 2, 1, 3, pytest.approx(0.3333, 1e-3))
+    assert build_report(store, T0 + DAY, T0 + 2 * DAY).clarifications.resolution_rate is None  # none asked

@@ -78,7 +78,7 @@ def retrieval_metrics(knowledge: Any, cases: Sequence[EvalCase], method: str | N
 def evaluate(bot: Any, cases: Sequence[EvalCase]) -> dict[str, Any]:
     """Every case as the first message of its own conversation, through ``bot.chat``."""
     modes: Counter[str] = Counter()
-    right = answered = none_fallback = none_total = 0
+    right = answered = none_fallback = none_total = clarified = clarified_right = none_clarified = 0
     escalation_checked = escalation_ok = 0
     reasons: Counter[str] = Counter()
     latencies = []
@@ -95,6 +95,10 @@ def evaluate(bot: Any, cases: Sequence[EvalCase]) -> dict[str, Any]:
         if c.expected is None:
             none_total += 1
             none_fallback += reply.mode in ("fallback", "handoff")
+            none_clarified += reply.mode == "clarify"
+        elif reply.mode == "clarify":  # "did you mean ...?": right if the expected entry is among the choices
+            clarified += 1
+            clarified_right += c.expected in [s.entry_id for s in reply.suggestions]
         elif reply.mode in ("faq", "generated"):
             answered += 1
             ok = c.expected in [s.entry_id for s in reply.sources]
@@ -113,8 +117,10 @@ def evaluate(bot: Any, cases: Sequence[EvalCase]) -> dict[str, Any]:
         "retrieval": retrieval_metrics(bot.knowledge, cases),
         "modes": dict(modes),
         "answerable": {"n": answerable, "answered": answered, "answered_right": right,
-                       "right_share": round(right / answerable, 4) if answerable else None},
-        "no_answer_questions": {"n": none_total, "fell_back": none_fallback,
+                       "right_share": round(right / answerable, 4) if answerable else None,
+                       "clarified": clarified, "clarified_right": clarified_right,
+                       "resolved_share": round((right + clarified_right) / answerable, 4) if answerable else None},
+        "no_answer_questions": {"n": none_total, "fell_back": none_fallback, "offered_choices": none_clarified,
                                 "share": round(none_fallback / none_total, 4) if none_total else None},
         "escalations": {"by_reason": dict(reasons), "checked": escalation_checked, "as_expected": escalation_ok},
         "latency_ms": {"p50": round(statistics.median(s), 1), "p95": round(s[int(0.95 * (len(s) - 1))], 1)},

@@ -51,8 +51,10 @@ def eval_command(data: Path = typer.Option(..., "--data", help="CSV or JSONL: qu
     table.add_row("replies by mode", ", ".join(f"{k} {v}" for k, v in sorted(r["modes"].items())))
     a = r["answerable"]
     table.add_row("answered with the expected source", f"{a['answered_right']} of {a['n']}")
+    table.add_row("clarified with the expected entry among the choices", f"{a['clarified_right']} of {a['n']}")
     nq = r["no_answer_questions"]
     table.add_row("'none' questions that fell back", f"{nq['fell_back']} of {nq['n']}")
+    table.add_row("'none' questions offered choices", f"{nq['offered_choices']} of {nq['n']}")
     e = r["escalations"]
     table.add_row("escalations", ", ".join(f"{k} {v}" for k, v in e["by_reason"].items()) or "none")
     if e["checked"]:
