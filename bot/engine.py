@@ -4,11 +4,13 @@ For each message: sentiment -> if a human has the conversation, record it for th
 escalation policy (``bot/escalation/rules.py``: customer request, sensitive topic, negative sentiment, repeated
 question: hand over) -> retrieval with a query that accounts for the conversation
 (``bot/conversation/retrieval.py``) -> the reply decision (``bot/conversation/decision.py``):
-``faq`` (top FAQ score >= answer_threshold: the curated answer verbatim, no LM call),
+``faq`` (the best FAQ entry's calibrated probability, ``knowledge/retrieval/matcher.py``, >= answer_threshold:
+the curated answer verbatim, no LM call),
 ``clarify`` ("did you mean ...?": the likely FAQ entries as numbered choices; the customer's next message picks one,
 ``bot/conversation/clarify.py``, or ``Bot.choose``), ``generated`` (a document passage scores >= generate_threshold:
 the LM writes from the top passages, then a grounding check, ``bot/conversation/grounded.py``; if it fails, the
-passage sentence closest to the question, the clarification, or else fallback), or ``fallback`` (say so plainly, offer a human, log the question as unanswered; or hand over, when it is the
+passage sentence closest to the question, the clarification, or else fallback), or ``fallback`` (say so plainly,
+offer a human, log the question as unanswered; or hand over, when it is the
 K-th fallback in a row or the deployment prefers a human to any fallback).
 A handoff is a structured event (``Reply.escalation``) delivered to callbacks and the webhook; the session
 belongs to a human until ``resume()``.

@@ -53,8 +53,9 @@ def test_evaluate_reports_retrieval_modes_fallbacks_and_escalations(demo_kb_path
     assert report["questions"] == 4
     assert report["retrieval"] == {"questions": 2, "top1": 1.0, "recall_at_3": 1.0}
     assert report["modes"] == {"faq": 2, "fallback": 1, "handoff": 1}
-    assert report["answerable"] == {"n": 2, "answered": 2, "answered_right": 2, "right_share": 1.0}
-    assert report["no_answer_questions"] == {"n": 2, "fell_back": 2, "share": 1.0}
+    assert report["answerable"] == {"n": 2, "answered": 2, "answered_right": 2, "right_share": 1.0, "clarified": 0,
+                                    "clarified_right": 0, "resolved_share": 1.0}
+    assert report["no_answer_questions"] == {"n": 2, "fell_back": 2, "offered_choices": 0, "share": 1.0}
     assert report["escalations"] == {"by_reason": {"customer_request": 1}, "checked": 2, "as_expected": 2}
     assert report["latency_ms"]["p50"] > 0 and report["wrong_answers"] == []
 
