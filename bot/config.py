@@ -45,10 +45,10 @@ class AnswerSettings(Section):
     """How a reply is decided: the thresholds of the curated and the generated answer, the grounding check, the
     follow-up query and the fallback (bot/conversation/)."""
 
-    answer_threshold: float = Field(0.90, ge=0.0, le=1.0,
+    answer_threshold: float = Field(0.86, ge=0.0, le=1.0,
                                     description="Probability (the matcher's, calibrated) at or above which the "
                                                 "best FAQ entry's curated answer is returned verbatim.")
-    clarify_threshold: float = Field(0.11, ge=0.0, le=1.0,
+    clarify_threshold: float = Field(0.14, ge=0.0, le=1.0,
                                      description="Below answer_threshold, a best FAQ probability at or above this "
                                                  "asks \"did you mean ...?\" with the likely entries as choices.")
     suggestion_min: float = Field(0.05, ge=0.0, le=1.0,
@@ -89,6 +89,9 @@ class AnswerSettings(Section):
     phrasings_log: Path | None = Field(None, description="JSONL file of customer phrasings resolved by a "
                                        "clarification choice or by an agent after a handoff, for `supportbot kb "
                                        "review` (default: phrasings.jsonl beside the store).")
+    similarity_model: str = Field("bundled:minilm", description="Embedding model of the grounding check and of "
+                                  "`kb review`'s grouping (their similarity thresholds were set with it); "
+                                  "'knowledge' = the knowledge base's own embedding model.")
     review_similarity: float = Field(0.7, ge=0.0, le=1.0, description="`supportbot kb review` groups a logged "
                                      "phrasing with a group of the same entry (or of unanswered questions) if its "
                                      "embedding's cosine similarity to the group's first phrasing is at least "
@@ -130,6 +133,9 @@ class EscalationSettings(Section):
     """When the bot hands a conversation to a human; each rule can be switched off or tuned."""
 
     enabled: bool = Field(True, description="Hand conversations to a human when the policy says so.")
+    embedding_model: str = Field("bundled:minilm", description="Embedding model the rules compare messages with "
+                                 "(their similarity thresholds were set with it); 'knowledge' = the knowledge "
+                                 "base's own embedding model.")
     human_available: bool = Field(True, description="Whether a human agent can take over at all. If not, a "
                                                      "customer who asks for one gets no_human_message instead.")
     handoff_message: str = Field(

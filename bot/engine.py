@@ -35,6 +35,7 @@ from bot.conversation.decision import Bands, decide
 from bot.conversation.grounded import ground, source_of
 from bot.conversation.prompting import PromptPassage, build_messages, strip_instructions
 from bot.conversation.retrieval import ContextualRetriever
+from bot.embedders import similarity_embedder
 from bot.escalation.handoff import EscalationCallback, Notifier, build_event, transcript
 from bot.escalation.policy import EscalationPolicy
 from bot.escalation.rules import Decision
@@ -76,7 +77,13 @@ class Bot:
         self.sessions = sessions or make_sessions(self.settings)
         self.sentiment = sentiment or (SentimentClassifier.from_settings(self.settings)
                                        if self.settings.sentiment.enabled else None)
-        self.policy = EscalationPolicy(self.settings.escalation, self.knowledge.embedder, self.settings.cache)
+        # Retrieval embeds with the knowledge base's (tuned) model; the grounding check and the escalation rules
+        # compare texts with the general-purpose model their thresholds were set with (the same object if equal).
+        self.similarity = similarity_embedder(self.knowledge, self.settings, self.settings.answer.similarity_model)
+        self.policy = EscalationPolicy(self.settings.escalation,
+                                       similarity_embedder(self.knowledge, self.settings,
+                                                           self.settings.escalation.embedding_model),
+                                       self.settings.cache)
         self.notifier = Notifier.from_settings(self.settings.escalation)
         self.redactor = Redactor.from_settings(self.settings.privacy)
         self.phrasings = PhrasingLog.from_settings(self.settings)
@@ -94,6 +101,7 @@ class Bot:
             self.sentiment.warm_up()
         if self.settings.escalation.enabled:
             self.policy.warm_up()
+        self.similarity.warm_up()
         if generator:
             self.generator.warm_up()
         return self
@@ -203,6 +211,8 @@ class Bot:
             index, pending = picked
             message = "none of these" if index == NONE else pending["suggestions"][int(index)]["question"]
         self.knowledge.embedder.prefetch(message)  # embedded for retrieval while the sentiment is classified
+        if self.settings.escalation.enabled and self.policy.embedder is not self.knowledge.embedder:
+            self.policy.embedder.prefetch(message)  # ... and for the escalation rules
         sentiment = self.sentiment.predict_one(message) if self.sentiment is not None else None
         since = session.turns_since_resume()
         previous = session.customer_turns()
@@ -240,7 +250,7 @@ class Bot:
                 pieces.append(piece)
                 yield piece
             answer = ground(message, "".join(pieces).strip(), plan.passages, a.grounding_min_overlap,
-                            a.grounding_min_similarity, a.extractive_min_similarity, self.knowledge.embedder.embed,
+                            a.grounding_min_similarity, a.extractive_min_similarity, self.similarity.embed,
                             a.extractive_min_words)
             if answer is not None:
                 reply = self._reply(session, "generated", answer.text, answer.confidence, answer.sources, start,

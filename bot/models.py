@@ -16,12 +16,13 @@ from typing import Any
 
 from bot.shipped import SENTIMENT_DIR as SHIPPED_DIR
 from knowledge.errors import ModelNotAvailableError
-from knowledge.runtime.models import (BUNDLED, BUNDLED_PREFIX, BundledModel, ResolvedModel, convert_gguf,
-                                      install_bundled, load_sentence_transformer, loading, materialize,
-                                      native_bf16, shared, use_bf16)
+from knowledge.runtime.models import (BUNDLED, BUNDLED_PREFIX, SHIPPED, BundledModel, ResolvedModel,
+                                      convert_gguf, install_bundled, load_sentence_transformer, loading,
+                                      materialize, native_bf16, shared, use_bf16)
 from knowledge.runtime.models import resolve as resolve_reference
 
-__all__ = ["BUNDLED", "BUNDLED_PREFIX", "BundledModel", "ResolvedModel", "SENTIMENT_ADAPTER_FILE", "convert_gguf",
+__all__ = ["BUNDLED", "BUNDLED_PREFIX", "SHIPPED", "BundledModel", "ResolvedModel", "SENTIMENT_ADAPTER_FILE",
+           "convert_gguf",
            "install_bundled", "load_causal_lm", "load_sentence_transformer", "load_sentiment_model",
            "load_seq2seq_lm", "materialize", "native_bf16", "resolve", "use_bf16"]
 
@@ -34,6 +35,12 @@ def resolve(ref: str, cache_dir: Path) -> ResolvedModel:
         ok = (SHIPPED_DIR / SENTIMENT_ADAPTER_FILE).is_file()
         return ResolvedModel(ref, "bundled", str(SHIPPED_DIR), ok,
                              "adapter on bundled:minilm, shipped with supportbot" if ok else "adapter missing")
+    from knowledge.retrieval.matcher import BUNDLED_MATCHER, matcher_dir
+
+    own = matcher_dir(ref)  # the shipped matcher, or a finetune.matcher directory
+    if own is not None:
+        return ResolvedModel(ref, "bundled" if ref == BUNDLED_MATCHER else "path", str(own),
+                             (own / "adapter_model.safetensors").is_file(), "cross-encoder adapter on bundled:minilm")
     if ref == "vader":
         found = importlib.util.find_spec("vaderSentiment") is not None
         return ResolvedModel(ref, "bundled", "vaderSentiment", found,

@@ -210,7 +210,7 @@ def _with_logged_variants(entries: Sequence[FAQEntry], conversations: Sequence[E
 
 
 def _trainer(model: Any, rows: list[tuple[str, ...]], anchors: list[str], negatives: list[str] | None,
-             options: EmbedderOptions, output: Path) -> Any:
+             options: EmbedderOptions, output: Path, batch_sampler: Any = None) -> Any:
     """A sentence-transformers trainer with MultipleNegativesRankingLoss and batches of one text per entry."""
     import torch
     from datasets import Dataset
@@ -230,7 +230,7 @@ def _trainer(model: Any, rows: list[tuple[str, ...]], anchors: list[str], negati
         warmup_steps=options.warmup_ratio,  # a float < 1 is a ratio in transformers 5
         seed=options.seed, save_strategy="no", report_to="none",
         logging_steps=10, disable_tqdm=False, use_cpu=not torch.cuda.is_available(),
-        batch_sampler=functools.partial(_entry_batches, anchors, negatives))
+        batch_sampler=batch_sampler or functools.partial(_entry_batches, anchors, negatives))
     return SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset,
                                       loss=MultipleNegativesRankingLoss(model))
 

@@ -76,11 +76,11 @@ class KnowledgeBase:
             if self._store is None:
                 ks = self.settings.knowledge
                 self._store = ChromaStore(ks.path, ks.collection, ks.chroma_url, create=create,
-                                          embedding_model=self.embedder.model_ref)
-            if self._store.embedding_model != self.embedder.model_ref:
+                                          embedding_model=self.embedder.identity)
+            if self._store.embedding_model != self.embedder.identity:
                 raise KnowledgeBaseError(
                     f"the knowledge base at {self.location} was built with embedding model "
-                    f"'{self._store.embedding_model}', but '{self.embedder.model_ref}' is configured: "
+                    f"'{self._store.embedding_model}', but '{self.embedder.identity}' is configured: "
                     f"run `supportbot kb reindex` to rebuild it with the configured model")
             return self._store
 
@@ -174,7 +174,7 @@ class KnowledgeBase:
             if embedding_model is not None:
                 self.embedder = Embedder(embedding_model, self.settings.cache, dtype=ks.embedding_dtype)
             vectors = self.embedder.embed([r.text for r in records])
-            store.reset(self.embedder.model_ref)
+            store.reset(self.embedder.identity)
             store.upsert(records, vectors)
             self.lexical.rebuild(store)
         report = IngestReport(updated=len({r.entry_id for r in records}), records_embedded=len(records))

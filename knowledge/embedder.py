@@ -11,13 +11,13 @@ import numpy as np
 
 from knowledge.runtime.batching import MicroBatcher
 from knowledge.runtime.cache import RecentCache
-from knowledge.runtime.models import load_sentence_transformer, use_bf16
+from knowledge.runtime.models import identity, load_sentence_transformer, use_bf16
 
 
 class Embedder:
     """Turns texts into L2-normalised float32 vectors. The model loads on first use (or ``warm_up()``)."""
 
-    def __init__(self, model_ref: str = "bundled:minilm", cache_dir: Path | None = None,
+    def __init__(self, model_ref: str = "bundled:embedder", cache_dir: Path | None = None,
                  batch_size: int = 32, dtype: str = "auto", max_recent: int = 2048) -> None:
         from knowledge.settings import default_cache_dir
 
@@ -45,6 +45,11 @@ class Embedder:
                     self._model = load_sentence_transformer(self.model_ref, self.cache_dir)
                     self._bf16 = use_bf16(self.dtype)
         return self
+
+    @property
+    def identity(self) -> str:
+        """What a knowledge base records as its vectors' model (the reference; a shipped adapter's version too)."""
+        return identity(self.model_ref)
 
     @property
     def dimension(self) -> int:

@@ -48,8 +48,10 @@ class KnowledgeSettings(Section):
     path: Path = Field(default_factory=lambda: default_data_dir() / "kb",
                        description="Directory of the embedded Chroma store (and BM25 index beside it).")
     collection: str = Field("supportbot", description="Chroma collection name.")
-    embedding_model: str = Field("bundled:minilm",
-                                 description="Sentence-transformers model: bundled:minilm, a path or a hub id.")
+    embedding_model: str = Field("bundled:embedder",
+                                 description="Sentence-transformers model: bundled:embedder (all-MiniLM-L6-v2 tuned for "
+                                             "support requests, shipped), bundled:minilm (untuned), a path or a hub "
+                                             "id.")
     chroma_url: str | None = Field(None, description="http://host:port of a Chroma server; unset = embedded store.")
     top_k: int = Field(4, ge=1, le=50, description="Entries returned by a search.")
     fusion: Literal["weighted", "rrf", "dense", "bm25"] = Field(

@@ -7,7 +7,7 @@ from bot.errors import ConfigError
 
 def test_defaults_are_documented_and_usable():
     s = load_settings()
-    assert s.knowledge.embedding_model == "bundled:minilm"
+    assert s.knowledge.embedding_model == "bundled:embedder"
     assert s.generator.model == "bundled:smollm2"
     assert 0 < s.answer.generate_threshold < s.answer.answer_threshold <= 1
     text = settings_as_toml(s)

@@ -364,6 +364,17 @@ def test_grounding_with_the_real_embedder(kb):
         ["First sentence is here.", "Second one is here too!", "a list item with words"]
 
 
+def test_retrieval_uses_the_tuned_embedder_and_comparisons_the_general_one(demo_kb_path, tmp_path):
+    """The knowledge base embeds with the shipped tuned model; the grounding check and the escalation rules compare
+    texts with bundled:minilm, which their thresholds were set with - unless a setting says 'knowledge'."""
+    bot = demo_bot(demo_kb_path, tmp_path)
+    assert bot.knowledge.embedder.model_ref == "bundled:embedder"
+    assert bot.similarity.model_ref == "bundled:minilm" and bot.policy.embedder is bot.similarity  # one, shared
+    same = demo_bot(demo_kb_path, tmp_path, answer={"similarity_model": "knowledge"},
+                    escalation={"enabled": False, "embedding_model": "knowledge"})
+    assert same.similarity is same.knowledge.embedder and same.policy.embedder is same.knowledge.embedder
+
+
 def test_no_answer_marker():
     assert is_no_answer(NO_ANSWER) and is_no_answer(" no answer ") and is_no_answer("")
     assert not is_no_answer("Refunds take 5 business days [1].")

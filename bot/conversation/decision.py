@@ -29,8 +29,8 @@ Action = Literal["faq", "clarify", "generate", "fallback"]
 class Bands:
     """The decision's thresholds (``[answer]`` settings)."""
 
-    answer: float = 0.9  # answer_threshold
-    clarify: float = 0.11  # clarify_threshold
+    answer: float = 0.86  # answer_threshold
+    clarify: float = 0.14  # clarify_threshold
     suggestion_min: float = 0.05
     max_suggestions: int = 3
     generate: float = 0.6  # generate_threshold (document passages' retrieval score)

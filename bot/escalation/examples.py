@@ -97,7 +97,7 @@ class ExampleSet:
     @property
     def digest(self) -> str:
         """Names the texts and the embedding model: the cache key of the vectors (and of what is fitted on them)."""
-        return hashlib.sha256("\n".join([self._embedder.model_ref, *self.texts]).encode()).hexdigest()[:24]
+        return hashlib.sha256("\n".join([self._embedder.identity, *self.texts]).encode()).hexdigest()[:24]
 
     def _load(self) -> np.ndarray:
         if not self.texts:

@@ -334,7 +334,10 @@ class Review:
             observations = read_observations(self.paths)
             targets = sorted({o.entry_id for o in observations if o.entry_id is not None})
             known = {eid: self.kb.questions(eid) for eid in targets} if targets else {}
-            self._groups = build_groups(observations, known, self.state, self.kb.embedder.embed, self.similarity)
+            from bot.embedders import similarity_embedder
+
+            embed = similarity_embedder(self.kb, self.settings, self.settings.answer.similarity_model).embed
+            self._groups = build_groups(observations, known, self.state, embed, self.similarity)
         return [g for g in self._groups if g.count >= min_count]
 
     def find(self, ids: Iterable[str]) -> dict[str, Group]:

