@@ -48,9 +48,10 @@ class AnswerSettings(Section):
     answer_threshold: float = Field(0.86, ge=0.0, le=1.0,
                                     description="Probability (the matcher's, calibrated) at or above which the "
                                                 "best FAQ entry's curated answer is returned verbatim.")
-    clarify_threshold: float = Field(0.14, ge=0.0, le=1.0,
-                                     description="Below answer_threshold, a best FAQ probability at or above this "
-                                                 "asks \"did you mean ...?\" with the likely entries as choices.")
+    clarify_threshold: float = Field(0.44, ge=0.0, le=1.0,
+                                     description="Below answer_threshold, a best FAQ retrieval score (fused dense + "
+                                                 "BM25) at or above this asks \"did you mean ...?\" with the most "
+                                                 "probable entries as choices.")
     suggestion_min: float = Field(0.05, ge=0.0, le=1.0,
                                   description="A clarification offers the FAQ entries at least this probable.")
     max_suggestions: int = Field(3, ge=1, le=10, description="Most choices a clarification offers.")

@@ -237,9 +237,11 @@ def test_thresholds_from_settings_decide_the_mode(demo_kb_path, tmp_path, kb):
     reply = demo_bot(demo_kb_path, tmp_path, ForbiddenGenerator(),
                      answer={"answer_threshold": top.score}).chat(Q_NORWAY)
     assert reply.mode == "faq" and reply.text == FAQ_ANSWERS["international-shipping"]
-    # Just above it, with the clarify band open: offered as a choice (still no LM).
+    # Just above it, with the clarify band open (and the generated band closed: the shipping guide's passage on
+    # Norway scores high too): offered as a choice (still no LM).
     reply = demo_bot(demo_kb_path, tmp_path, ForbiddenGenerator(),
-                     answer={"answer_threshold": min(1.0, top.score + 0.01), "clarify_threshold": 0.0}).chat(Q_NORWAY)
+                     answer={"answer_threshold": min(1.0, top.score + 0.01), "clarify_threshold": 0.0,
+                             "generate_threshold": 1.0}).chat(Q_NORWAY)
     assert reply.mode == "clarify" and reply.suggestions[0].entry_id == "international-shipping"
     # A generate_threshold above the documents' evidence, the clarify band closed: fallback without the LM.
     reply = demo_bot(demo_kb_path, tmp_path, ForbiddenGenerator(), answer={"generate_threshold": 0.95}).chat(Q_REPAIR)

@@ -138,7 +138,8 @@ def test_whole_loop_loss_goes_down_and_the_bot_answers_with_it(tmp_path, tiny_ll
 
     KnowledgeBase(settings=settings).add(entries)
     bot_settings = load_settings(knowledge={"path": tmp_path / "kb"}, answer={"generate_threshold": 0.0,
-                                 "answer_threshold": 1.0, "unanswered_log": tmp_path / "u.jsonl"},
+                                 "answer_threshold": 1.0, "clarify_threshold": 1.0,  # the generated path only
+                                 "unanswered_log": tmp_path / "u.jsonl"},
                                  generator={"model": str(out), "architecture": architecture,
                                             "max_new_tokens": 8, "dtype": "float32"},
                                  escalation={"enabled": False})

