@@ -83,13 +83,22 @@ class ShippedAdapter:
         return SHIPPED_DIR / self.name
 
     def digest(self) -> str:
-        """The first 12 hex digits of the adapter weights' SHA-256 (the merged copy's version)."""
+        """The first 12 hex digits of the adapter weights' SHA-256 (the merged copy's version); hashed once per
+        version of the file (every search checks the store's model against it)."""
         import hashlib
 
         path = self.directory / ADAPTER_WEIGHTS
-        if not path.is_file():
-            raise ModelNotAvailableError(f"model bundled:{self.name}: {path} is missing (a broken install?)")
-        return hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+        try:
+            stat = path.stat()
+        except OSError:
+            raise ModelNotAvailableError(f"model bundled:{self.name}: {path} is missing (a broken install?)") from None
+        key = (str(path), stat.st_mtime_ns, stat.st_size)
+        if key not in _DIGESTS:
+            _DIGESTS[key] = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+        return _DIGESTS[key]
+
+
+_DIGESTS: dict[tuple[str, int, int], str] = {}
 
 
 SHIPPED: dict[str, ShippedAdapter] = {
