@@ -42,6 +42,7 @@ from bot.terminal.widgets import (
     HistoryInput,
     Note,
     ReplyMeta,
+    WRITING,
     SidePanel,
     invalid_records,
 )
@@ -142,7 +143,7 @@ class SupportApp(App[None]):
 
     async def send_as_customer(self, text: str) -> None:
         self.settle_choices()  # a typed number answers a pending clarification (the bot reads it); so does a question
-        message, answer, meta = CustomerMessage(text), BotMessage("…"), ReplyMeta()
+        message, answer, meta = CustomerMessage(text), BotMessage(WRITING), ReplyMeta()
         await self.query_one(ChatLog).add(message, answer, meta)
         self.answer(text, message, answer, meta)
 
@@ -153,7 +154,7 @@ class SupportApp(App[None]):
             self.notify("A human agent has this conversation.", severity="warning")
             return
         self.settle_choices(event.choices, event.choice)
-        message, answer, meta = CustomerMessage(event.said), BotMessage("…"), ReplyMeta()
+        message, answer, meta = CustomerMessage(event.said), BotMessage(WRITING), ReplyMeta()
         await self.query_one(ChatLog).add(message, answer, meta)
         self.query_one(HistoryInput).focus()
         self.answer(event.said, message, answer, meta, choice=event.choice)

@@ -41,3 +41,28 @@ def save(name: str, data: dict) -> Path:
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(data, indent=2) + "\n")
     return path
+
+
+class RecordingGenerator:
+    """Wraps a generator and records what the language model wrote (``outputs``: one ``{"answer": text}`` per
+    call, the whole text it produced before the bot's checks stopped reading it)."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.outputs: list[dict] = []
+
+    def warm_up(self):
+        self.inner.warm_up()
+        return self
+
+    def generate(self, messages):
+        text = self.inner.generate(messages)
+        self.outputs.append({"answer": text})
+        return text
+
+    def stream(self, messages):
+        record = {"answer": ""}
+        self.outputs.append(record)
+        for piece in self.inner.stream(messages):
+            record["answer"] += piece
+            yield piece

@@ -136,6 +136,7 @@ def plot(curve: list[dict], chosen: float) -> None:
 
 def demo_scripted(generator: dict | None = None) -> dict:
     from bot.config import load_settings
+    from bot.conversation.prompting import is_no_answer
     from bot.engine import Bot
     from knowledge import KnowledgeBase
 
@@ -158,20 +159,10 @@ def demo_scripted(generator: dict | None = None) -> dict:
 
         logging.getLogger("supportbot").addHandler(Capture())
         logging.getLogger("supportbot").setLevel(logging.INFO)
-        # Record every grounding check's measurements (the engine's own function, wrapped) for the sweep.
-        from bot.conversation import grounding
+        from bench.common import RecordingGenerator
 
-        checks: list[dict] = []
-        real_check = grounding.check
-
-        def recording_check(answer, passages, *a, **k):
-            result = real_check(answer, passages, 0.0, 0.0, *a[2:], **k)
-            checks.append({"answer": answer, "overlap": result.overlap, "similarity": result.similarity,
-                           "valid": not result.invalid_citations and result.reason != "echoes the prompt instead of answering"
-                           and result.reason != "no content"})
-            return real_check(answer, passages, *a, **k)
-
-        grounding.check = recording_check
+        bot.generator = recorder = RecordingGenerator(bot.generator)  # the LM's own texts, before the checks
+        checks = recorder.outputs
         followup_retrieval = followups_with_and_without_context(bot, cases)
         rows = []
         for case in cases:
@@ -180,8 +171,7 @@ def demo_scripted(generator: dict | None = None) -> dict:
             n_checks = len(checks)
             for turn in case["turns"]:
                 reply = bot.chat(turn, session_id=sid)
-            lm_called = reply.mode == "generated" or len(grounding_log) > before or \
-                (reply.mode == "fallback" and reply.confidence >= bot.settings.answer.generate_threshold)
+            lm_called = len(checks) > n_checks
             clarified = reply.mode == "clarify" and case["expect"] in [s.entry_id for s in reply.suggestions]
             if case["expect"] == "fallback":
                 right = reply.mode == "fallback"
@@ -193,6 +183,7 @@ def demo_scripted(generator: dict | None = None) -> dict:
                 c["case"], c["expect"] = case["id"], case["expect"]
                 c["answer_right"] = case["expect"] != "fallback" and bool(case["facts"]) and \
                     all(f.lower() in c["answer"].lower() for f in case["facts"])
+                c["no_answer"] = is_no_answer(c["answer"])
             rows.append({"id": case["id"], "type": case["type"], "expect": case["expect"], "mode": reply.mode,
                          "clarified": clarified, "suggestions": [s.entry_id for s in reply.suggestions],
                          "extractive": reply.extractive, "sources": [s.entry_id for s in reply.sources],
@@ -211,24 +202,16 @@ def demo_scripted(generator: dict | None = None) -> dict:
         sub = [r for r in rows if r["mode"] == m]
         if sub:
             by_mode[m] = {"n": len(sub), "right": round(sum(r["right"] for r in sub) / len(sub), 3)}
-    grounding.check = real_check
     lm = [r for r in rows if r["lm_called"]]
-    sweep = []
-    for min_overlap in (0.4, 0.5, 0.6, 0.7, 0.8):
-        for min_sim in (0.3, 0.4, 0.5, 0.6, 0.7):
-            accepted = [c for c in checks if c["valid"] and c["overlap"] >= min_overlap
-                        and (c["similarity"] or 0) >= min_sim]
-            sweep.append({"min_overlap": min_overlap, "min_similarity": min_sim, "accepted": len(accepted),
-                          "accepted_right": sum(c["answer_right"] for c in accepted),
-                          "rejected_right": sum(c["answer_right"] for c in checks) - sum(c["answer_right"] for c in accepted)})
+    answered_by_lm = [r for r in lm if not all(c["no_answer"] for c in checks if c["case"] == r["id"])]
     faq_latency = [r["latency_ms"] for r in rows if r["mode"] == "faq"]
     return {"cases": len(rows), "right": round(sum(r["right"] for r in rows) / len(rows), 3), "by_type": by_type,
-            "by_mode": by_mode, "lm_answers": len(lm),
-            "lm_grounding_rate": round(sum(r["lm_grounded"] for r in lm) / len(lm), 3) if lm else None,
+            "by_mode": by_mode, "lm_calls": len(lm), "lm_answers": len(answered_by_lm),
+            "lm_grounding_rate": round(sum(r["lm_grounded"] for r in answered_by_lm) / len(answered_by_lm), 3)
+            if answered_by_lm else None,
             "extractive_answers": sum(r["extractive"] for r in rows),
             "faq_latency": percentiles(faq_latency) if faq_latency else None,
-            "followup_retrieval": followup_retrieval, "grounding_checks": len(checks), "grounding_sweep": sweep,
-            "checks": checks, "rows": rows}
+            "followup_retrieval": followup_retrieval, "lm_outputs": checks, "rows": rows}
 
 
 def followups_with_and_without_context(bot, cases: list[dict]) -> dict:
@@ -280,9 +263,6 @@ def main() -> None:
               f"LM answers {d['lm_answers']}, grounding rate {d['lm_grounding_rate']}, extractive "
               f"{d['extractive_answers']}; faq latency {d['faq_latency']}; follow-up retrieval "
               f"{d['followup_retrieval']}", flush=True)
-        for row in d["grounding_sweep"]:
-            print(f"  grounding overlap>={row['min_overlap']} sim>={row['min_similarity']}: accepted "
-                  f"{row['accepted']} ({row['accepted_right']} right), rejected right {row['rejected_right']}")
     print(save(args.out, out))
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import re
 import sys
 import tempfile
 import time
@@ -28,24 +27,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from bench.common import SHARED, require, save  # noqa: E402
 
-COMPANY = {  # a fictitious company's details, put where Bitext has placeholders
-    "Customer Support Phone Number": "1-800-555-0142",
-    "Support Phone Number": "1-800-555-0142",
-    "Customer Support Availability": "8am to 8pm, Monday to Saturday",
-    "Customer Support Email": "help@northwind-shop.example",
-    "Customer Support Email Address": "help@northwind-shop.example",
-    "Email": "help@northwind-shop.example",
-    "Website Name": "northwind-shop.example",
-    "Website URL": "https://northwind-shop.example",
-    "Company Name": "Northwind Shop",
-    "Live Chat": "Live Chat",
-}
-_PLACEHOLDER = re.compile(r"\{\{\s*([^}]+?)\s*\}\}")
-
-
-def fill(text: str) -> str:
-    """Bitext placeholders replaced by the company's details; menu names ({{Order History}}) keep their name."""
-    return _PLACEHOLDER.sub(lambda m: COMPANY.get(m.group(1), m.group(1)), text)
+from finetune.bitext import COMPANY, fill  # noqa: E402,F401  (COMPANY: re-exported for older callers)
 
 
 def bitext_entries(per_intent: int, seed: int = 13) -> list:

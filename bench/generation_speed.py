@@ -1,6 +1,8 @@
 """SmolLM2 generation speed on this CPU, through the bot's own generator (streaming).
 
     .venv/bin/python bench/generation_speed.py [--questions 8] [--max-new-tokens 96]
+    .venv/bin/python bench/generation_speed.py --adapters     # the plain model vs the shipped adapter, default
+                                                               # dtype and prompt lookup, interleaved per prompt
 
 Baseline: plain fp32 transformers ``generate`` (greedy). Variants: bfloat16 weights (decoding a 135M model
 one token at a time reads every weight per token, so it is bound by memory bandwidth and Python overhead,
@@ -38,6 +40,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--questions", type=int, default=8)
     ap.add_argument("--max-new-tokens", type=int, default=96)
+    ap.add_argument("--adapters", action="store_true", help="compare generator.adapter none / bundled:grounded")
     args = ap.parse_args()
     import torch
 
@@ -56,6 +59,9 @@ def main() -> None:
         kb = KnowledgeBase(settings=settings)
         kb.ingest(REPO / "examples" / "acme")
         prompts = [build_messages(q, [PromptPassage(h.title, h.text) for h in kb.search(q, k=3)]) for q in questions]
+    if args.adapters:
+        compare_adapters(prompts, settings, args, out)
+        return
     texts: dict[str, list[str]] = {}
     for name, opts in VARIANTS.items():
         gen = CausalLMGenerator("bundled:smollm2", settings.cache, args.max_new_tokens, **opts).warm_up()
@@ -84,6 +90,43 @@ def main() -> None:
     out["outputs"] = texts
     print(json.dumps(out["variants"], indent=2))
     save("generation_speed", out)
+
+
+def _timed(gen, messages) -> tuple[float, float, str]:
+    start = time.perf_counter()
+    pieces, t_first = [], None
+    for piece in gen.stream(messages):
+        t_first = t_first or time.perf_counter() - start
+        pieces.append(piece)
+    total = time.perf_counter() - start
+    text = "".join(pieces)
+    n_tokens = len(gen._tok(text, add_special_tokens=False)["input_ids"]) + 1
+    return (t_first or total) * 1000, n_tokens / total, text
+
+
+def compare_adapters(prompts, settings, args, out: dict) -> None:
+    """The plain bundled model and the shipped adapter (merged), same dtype and decoding, prompt by prompt."""
+    from bot.generation.local import CausalLMGenerator
+
+    g = settings.generator
+    gens = {name: CausalLMGenerator("bundled:smollm2", settings.cache, args.max_new_tokens, g.dtype,
+                                    g.prompt_lookup_tokens, adapter).warm_up()
+            for name, adapter in (("plain (adapter none)", "none"), ("bundled:grounded", "bundled:grounded"))}
+    for gen in gens.values():
+        gen.generate(prompts[0])  # warm-up
+    stats = {name: {"first": [], "rates": [], "texts": []} for name in gens}
+    for messages in prompts:
+        for name, gen in gens.items():
+            first, rate, text = _timed(gen, messages)
+            stats[name]["first"].append(first)
+            stats[name]["rates"].append(rate)
+            stats[name]["texts"].append(text)
+    out["dtype"], out["prompt_lookup_tokens"] = g.dtype, g.prompt_lookup_tokens
+    out["variants"] = {name: {"first_token_ms_p50": round(statistics.median(v["first"]), 1),
+                              "tokens_per_s_mean": round(statistics.fmean(v["rates"]), 1), "outputs": v["texts"]}
+                       for name, v in stats.items()}
+    print(json.dumps({k: {a: b for a, b in v.items() if a != "outputs"} for k, v in out["variants"].items()}))
+    save("generation_speed_adapter", out)
 
 
 if __name__ == "__main__":

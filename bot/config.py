@@ -26,6 +26,10 @@ class GeneratorSettings(Section):
 
     backend: Literal["transformers", "openai"] = Field("transformers", description="Generation backend.")
     model: str = Field("bundled:smollm2", description="Generator model: bundled:smollm2, a path or a hub id.")
+    adapter: str = Field("none", description="LoRA adapter merged into the generator at load time: "
+                         "'bundled:grounded' (shipped, trained for bundled:smollm2 to answer from passages with "
+                         "their sentences and citations; applied only to that model), a PEFT adapter directory, "
+                         "or 'none' (the plain model).")
     architecture: Literal["causal", "seq2seq"] = Field("causal", description="Model family for transformers.")
     dtype: Literal["auto", "float32", "bfloat16"] = Field(
         "auto", description="Weights of a local generator: auto = bfloat16 where the CPU has native bf16 "
@@ -78,6 +82,15 @@ class AnswerSettings(Section):
                                              description="When generation fails the grounding check, the best "
                                                          "passage sentence is answered if this similar to the "
                                                          "question; otherwise fallback.")
+    consistency_model: str = Field("bundled:consistency", description="Classifier that checks each sentence of "
+                                   "a generated answer against the passages it cites (bot/conversation/"
+                                   "consistency.py): 'bundled:consistency', a finetune.consistency directory, a "
+                                   "Hugging Face NLI model, or 'none' (rules and overlap checks only).")
+    consistency_threshold: float | None = Field(None, ge=0.0, le=1.0, description="A sentence is rejected when the "
+                                                "classifier's probability that its passage supports it is below "
+                                                "this; unset = the model's own threshold (chosen on its dev part).")
+    fact_rules: bool = Field(True, description="Reject an answer sentence whose numbers, names or 'no' disagree "
+                             "with the passages it cites (bot/conversation/facts.py).")
     extractive_min_words: int = Field(4, ge=1, le=50, description="Passage sentences shorter than this many words "
                                       "are never quoted as the extractive answer.")
     followup_max_words: int = Field(12, ge=1, le=100, description="A message of at most this many words with a "

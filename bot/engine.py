@@ -32,7 +32,8 @@ from typing import Any, Iterator
 from bot.config import Settings, load_settings
 from bot.conversation.clarify import NONE, clarify_text, parse_choice
 from bot.conversation.decision import Bands, decide
-from bot.conversation.grounded import ground, source_of
+from bot.conversation.consistency import ConsistencyChecker
+from bot.conversation.grounded import GroundedStream, source_of
 from bot.conversation.prompting import PromptPassage, build_messages, strip_instructions
 from bot.conversation.retrieval import ContextualRetriever
 from bot.embedders import similarity_embedder
@@ -80,6 +81,7 @@ class Bot:
         # Retrieval embeds with the knowledge base's (tuned) model; the grounding check and the escalation rules
         # compare texts with the general-purpose model their thresholds were set with (the same object if equal).
         self.similarity = similarity_embedder(self.knowledge, self.settings, self.settings.answer.similarity_model)
+        self.consistency = ConsistencyChecker.from_settings(self.settings)  # checks each generated sentence
         self.policy = EscalationPolicy(self.settings.escalation,
                                        similarity_embedder(self.knowledge, self.settings,
                                                            self.settings.escalation.embedding_model),
@@ -104,6 +106,8 @@ class Bot:
         self.similarity.warm_up()
         if generator:
             self.generator.warm_up()
+            if self.consistency is not None:
+                self.consistency.warm_up()
         return self
 
     # --- public API ----------------------------------------------------------------------------------------
@@ -130,8 +134,10 @@ class Bot:
                choice: int | str | None = None) -> Iterator[str | Reply]:
         """Yield text chunks as they are produced, then the final ``Reply``.
 
-        The final reply's text is authoritative: a generated answer that fails the grounding check is
-        replaced (by an extractive answer, a clarification or the fallback) after it streamed.
+        A generated answer streams one verified sentence at a time: a sentence is yielded only after it passed the
+        grounding check, and the first that fails ends the answer (``bot.conversation.verified``). The final
+        reply's text is authoritative: when no sentence passed, it is an extractive answer, a clarification or the
+        fallback, and nothing was streamed.
         """
         with self.sessions.open(session_id) as session:
             picked = self._explicit_choice(session, choice) if choice is not None else None
@@ -243,15 +249,11 @@ class Bot:
         if plan.action == "faq":
             assert plan.top is not None
             reply = self._reply(session, "faq", plan.top.text, plan.score, [source_of(plan.top)], start)
-        elif plan.action == "generate":
-            pieces: list[str] = []
+        elif plan.action == "generate":  # only sentences that passed the grounding check are streamed
             prompt = build_messages(masked, [PromptPassage(h.title, h.text) for h in plan.passages])
-            for piece in self.generator.stream(prompt):
-                pieces.append(piece)
-                yield piece
-            answer = ground(message, "".join(pieces).strip(), plan.passages, a.grounding_min_overlap,
-                            a.grounding_min_similarity, a.extractive_min_similarity, self.similarity.embed,
-                            a.extractive_min_words)
+            grounded = GroundedStream(message, plan.passages, self.settings, self.consistency, self.similarity.embed)
+            yield from grounded.run(self.generator.stream(prompt))
+            answer = grounded.result()
             if answer is not None:
                 reply = self._reply(session, "generated", answer.text, answer.confidence, answer.sources, start,
                                     extractive=answer.extractive)

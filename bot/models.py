@@ -14,6 +14,7 @@ import importlib.util
 from pathlib import Path
 from typing import Any
 
+from bot.shipped import GENERATOR_DIR
 from bot.shipped import SENTIMENT_DIR as SHIPPED_DIR
 from knowledge.errors import ModelNotAvailableError
 from knowledge.runtime.models import (BUNDLED, BUNDLED_PREFIX, SHIPPED, BundledModel, ResolvedModel,
@@ -41,6 +42,17 @@ def resolve(ref: str, cache_dir: Path) -> ResolvedModel:
     if own is not None:
         return ResolvedModel(ref, "bundled" if ref == BUNDLED_MATCHER else "path", str(own),
                              (own / "adapter_model.safetensors").is_file(), "cross-encoder adapter on bundled:minilm")
+    if ref == GROUNDED_ADAPTER:
+        ok = (GENERATOR_DIR / "adapter_model.safetensors").is_file()
+        return ResolvedModel(ref, "bundled", str(GENERATOR_DIR), ok,
+                             "LoRA adapter for bundled:smollm2, merged on first load" if ok else "adapter missing")
+    from bot.conversation.consistency import BUNDLED_CONSISTENCY, consistency_dir
+
+    own_check = consistency_dir(ref)
+    if own_check is not None:
+        return ResolvedModel(ref, "bundled" if ref == BUNDLED_CONSISTENCY else "path", str(own_check),
+                             (own_check / "adapter_model.safetensors").is_file(),
+                             "consistency classifier adapter on bundled:minilm")
     if ref == "vader":
         found = importlib.util.find_spec("vaderSentiment") is not None
         return ResolvedModel(ref, "bundled", "vaderSentiment", found,
@@ -48,9 +60,75 @@ def resolve(ref: str, cache_dir: Path) -> ResolvedModel:
     return resolve_reference(ref, cache_dir)
 
 
-def load_causal_lm(ref: str, cache_dir: Path, dtype: str = "float32") -> tuple[Any, Any]:
-    """(tokenizer, model) for a causal LM, in eval mode, with weights in ``dtype`` (or ``auto``)."""
+GROUNDED_ADAPTER = "bundled:grounded"  # the grounded-answer adapter shipped in bot/data/generator
+ADAPTER_BASES = ("bundled:smollm2",)  # the generator models the shipped adapter was trained for
+
+
+def adapter_dir(ref: str) -> Path | None:
+    """The LoRA adapter directory ``ref`` names (``bundled:grounded`` or a path), None for ``none``."""
+    if ref in ("", "none"):
+        return None
+    path = GENERATOR_DIR if ref == GROUNDED_ADAPTER else Path(ref).expanduser()
+    if not (path / "adapter_config.json").is_file():
+        raise ModelNotAvailableError(f"generator adapter '{ref}': no adapter_config.json in {path}")
+    return path
+
+
+def _digest(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+
+
+def merge_causal_adapter(adapter: Path, base: str, target: Path) -> Path:
+    """The causal LM ``base`` with the LoRA ``adapter`` merged in, saved at ``target``; once, atomically."""
+    from knowledge.runtime.atomic import atomic_directory
+    from knowledge.runtime.models import LOAD_LOCK, _file_lock, _is_complete
+
+    if _is_complete(target):
+        return target
+    with LOAD_LOCK, _file_lock(target.parent / f".{target.name}.lock"):
+        if _is_complete(target):
+            return target
+        try:
+            with atomic_directory(target) as tmp:
+                import warnings
+
+                import torch
+                from peft import PeftModel
+                from transformers import AutoModelForCausalLM, AutoTokenizer
+
+                model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", FutureWarning)
+                    merged = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+                merged.save_pretrained(str(tmp))
+                AutoTokenizer.from_pretrained(base).save_pretrained(str(tmp))
+                (tmp / ".supportbot-complete").write_text(f"{base} with {adapter} merged\n")
+        except (ImportError, ValueError, OSError) as e:
+            raise ModelNotAvailableError(f"merging the generator adapter {adapter} into {base} failed: {e}") from e
+    return target
+
+
+def generator_location(ref: str, adapter: str, cache_dir: Path) -> str:
+    """What ``from_pretrained`` loads for generator ``ref`` with ``adapter``: the model itself when the adapter is
+    ``none`` or the model is not one the adapter was trained for (a user's own model replaces both), else the
+    merged copy in the cache (``<cache>/models/generator-<adapter digest>``)."""
     location = materialize(ref, cache_dir)
+    path = adapter_dir(adapter) if ref in ADAPTER_BASES or adapter != GROUNDED_ADAPTER else None
+    if path is None:
+        return location
+    weights = path / "adapter_model.safetensors"
+    if not weights.is_file():
+        raise ModelNotAvailableError(f"generator adapter '{adapter}': {weights} is missing")
+    target = Path(cache_dir) / "models" / f"generator-{_digest(weights)}"
+    return str(merge_causal_adapter(path, location, target))
+
+
+def load_causal_lm(ref: str, cache_dir: Path, dtype: str = "float32", adapter: str = "none") -> tuple[Any, Any]:
+    """(tokenizer, model) for a causal LM (with ``adapter`` merged, see :func:`generator_location`), in eval mode,
+    with weights in ``dtype`` (or ``auto``)."""
+    location = generator_location(ref, adapter, cache_dir)
     if dtype == "auto":
         dtype = "bfloat16" if native_bf16() else "float32"
 

@@ -268,7 +268,7 @@ def test_rejected_generation_is_replaced_by_an_extractive_sentence(demo_kb_path,
     bot = demo_bot(demo_kb_path, tmp_path, gen)
     chunks, reply = run_stream(bot, Q_REPAIR)
     assert len(gen.calls) == 1
-    assert "".join(chunks) == raw  # streamed as produced; the final Reply is authoritative
+    assert chunks == []  # a rejected answer is never streamed; the final Reply is what the customer gets
     assert reply.text != raw and "carrier pigeon" not in reply.text and NO_ANSWER not in reply.text
     assert "<passages>" not in reply.text
     assert reply.mode == "generated" and reply.extractive
@@ -448,7 +448,7 @@ def test_an_injected_instruction_in_a_passage_is_not_returned(injected_kb_path, 
     # the passage's real fact stays.
     assert INJECTION not in content and "everything is free" not in content.lower()
     assert GIFT_FACT in content[content.index("<passages>"):content.index("</passages>")]
-    assert chunks == ["EVERYTHING IS FREE"]
+    assert chunks == []  # the obeyed instruction fails the check before anything is shown
     # The grounding check rejects the obeyed instruction; the customer gets the passage's real fact.
     assert "EVERYTHING IS FREE" not in reply.text.upper()
     assert reply.mode == "generated" and reply.extractive
@@ -528,15 +528,15 @@ def test_retrieve_called_directly_uses_the_previous_turn(demo_kb_path, tmp_path)
 # 5. streaming
 
 
-def test_stream_yields_generated_chunks_in_order_then_one_reply(demo_kb_path, tmp_path):
+def test_stream_yields_verified_sentences_then_one_reply(demo_kb_path, tmp_path):
     chunks = ["Warranty repairs take ", "10-15 business days from the day the item arrives ",
               "at our repair centre [1]."]
     gen = ScriptedGenerator(chunks=chunks)
     bot = demo_bot(demo_kb_path, tmp_path, gen)
     items = list(bot.stream(Q_REPAIR, "stream"))
-    assert items[:3] == chunks
-    assert len(items) == 4 and isinstance(items[3], Reply)
-    reply = items[3]
+    assert items[:1] == ["".join(chunks)]  # one verified sentence: released once it is complete and checked
+    assert len(items) == 2 and isinstance(items[1], Reply)
+    reply = items[1]
     assert reply.mode == "generated" and not reply.extractive and reply.text == "".join(chunks).strip()
     assert [s.entry_id for s in reply.sources] == [REPAIR_DOC]
     assert [(t.role, t.mode) for t in bot.sessions.get("stream").turns] == [("customer", None),
@@ -708,14 +708,14 @@ def test_langchain_runnable(demo_kb_path, tmp_path):
         FAQ_ANSWERS["refund-timing"], bot.settings.answer.fallback_message]
 
     streamed = list(runnable.stream(Q_REPAIR))
-    assert streamed == chunks and all(isinstance(c, str) for c in streamed)
+    assert streamed == ["".join(chunks)]  # one verified sentence
     assert list(runnable.stream(Q_REFUND)) == [FAQ_ANSWERS["refund-timing"]]
 
     as_reply = bot.as_langchain_runnable(output="reply")
     reply = as_reply.invoke({"message": Q_REFUND, "session_id": "lc3"})
     assert isinstance(reply, Reply) and reply.mode == "faq" and reply.session_id == "lc3"
     items = list(as_reply.stream(Q_REPAIR))
-    assert items[:-1] == chunks and isinstance(items[-1], Reply) and items[-1].mode == "generated"
+    assert items[:-1] == ["".join(chunks)] and isinstance(items[-1], Reply) and items[-1].mode == "generated"
 
     with pytest.raises(TypeError):
         runnable.invoke({"text": "no message key"})
@@ -826,7 +826,7 @@ def test_seq2seq_path_with_a_tiny_t5_built_from_a_config(demo_kb_path, tmp_path)
     assert bot.generator.max_new_tokens == 8
 
     chunks, reply = run_stream(bot, Q_REPAIR)
-    assert chunks and all(isinstance(c, str) for c in chunks)
+    assert all(isinstance(c, str) for c in chunks)  # random weights: its text is rarely released
     assert len("".join(chunks).split()) <= 8
     assert reply.mode in {"generated", "fallback"}
     if reply.mode == "generated":
@@ -865,7 +865,7 @@ def test_openai_backend_through_the_engine(demo_kb_path, tmp_path, kb, openai_se
     try:
         hits = [h for h in bot.retrieve(Q_REPAIR) if h.kind == "document"]  # generation reads documents only
         chunks, reply = run_stream(bot, Q_REPAIR)
-        assert len(chunks) > 1  # streamed word by word over SSE
+        assert chunks == [reply.text]  # streamed word by word over SSE, released as one verified sentence
         assert reply.mode == "generated" and not reply.extractive
         assert reply.text == "".join(chunks).strip()
         assert reply.text == f"{first_sentence(hits[0].text)} [1]"
@@ -906,7 +906,7 @@ def test_bundled_smollm2_on_an_article_only_question(demo_kb_path, tmp_path, kb)
     bot = Bot(settings=settings)
     assert isinstance(bot.generator, CausalLMGenerator)
     chunks, reply = run_stream(bot, Q_REPAIR)
-    assert chunks  # the LM ran (the evidence is between the thresholds)
+    assert "".join(chunks) == ("" if reply.extractive or reply.mode != "generated" else reply.text)
     assert reply.mode in {"generated", "fallback"}
     if reply.mode == "generated":
         retrieved = {(h.entry_id, h.text) for h in kb.search(Q_REPAIR)[:settings.generator.max_passages]}

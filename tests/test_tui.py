@@ -14,7 +14,7 @@ from typing import Any, Callable
 from textual.widgets import Markdown
 
 from bot import Bot, load_settings
-from bot.terminal.widgets import (AgentMessage, BotMessage, Choices, CustomerMessage, HandoffBanner, HistoryInput,
+from bot.terminal.widgets import (WRITING, AgentMessage, BotMessage, Choices, CustomerMessage, HandoffBanner, HistoryInput,
                                   Note, ReplyMeta, SidePanel)
 from tests.conftest import CLARIFIED, CLARIFYING, DEMO
 from tests.test_engine import ForbiddenGenerator, ScriptedGenerator, cite
@@ -110,21 +110,25 @@ async def test_a_message_gets_its_answer_mode_and_sources(demo_kb_path, tmp_path
         assert "Escalation" in text and "none" in text and "neutral" in text
 
 
-async def test_replies_stream_token_by_token_and_citations_link_to_sources(demo_kb_path, tmp_path):
-    chunks = ["Warranty repairs take ", "10-15 business days ", "[1]."]
+async def test_replies_stream_verified_sentences_and_citations_link_to_sources(demo_kb_path, tmp_path):
+    """A generated answer appears one checked sentence at a time: "writing…" until the first sentence is complete
+    and verified; a sentence that fails the check never appears."""
+    chunks = ["Warranty repairs take ", "10-15 business days from the day the item arrives at our repair centre [1].",
+              " Repairs are free for everyone and take 2 hours [1]."]
     gen = GatedGenerator(chunks)
     app = make_app(demo_kb_path, tmp_path, gen)
     async with app.run_test(size=SIZE) as pilot:
         await send(pilot, "How long does a warranty repair take?")
         answer = lambda: list(app.query(BotMessage))[-1]  # noqa: E731
         gen.gates[0].set()
-        await until(pilot, lambda: answer().source == "Warranty repairs take ")
         gen.gates[1].set()
-        await until(pilot, lambda: answer().source == "Warranty repairs take 10-15 business days ")
+        await pilot.pause(0.3)
+        assert answer().source == WRITING  # the sentence is not known to be complete yet: nothing shown
         assert metas(app)[-1] == ""  # not finished
         gen.gates[2].set()
         await until(pilot, lambda: metas(app)[-1])
         assert metas(app)[-1].startswith("generated")
+        assert "10-15 business days" in answer().source and "2 hours" not in answer().source
         assert "[\\[1\\]](source:1)" in answer().source  # the citation is a link to its source
         answer().post_message(Markdown.LinkClicked(answer(), "source:1"))
         await until(pilot, lambda: app.query_one(SidePanel).has_class("-visible"))

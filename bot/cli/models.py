@@ -21,7 +21,8 @@ def models_list(ctx: typer.Context) -> None:
     settings = cli_settings()
     table = Table("role", "reference", "resolves to", "ready", "detail", show_lines=False)
     rows = [("embedding", settings.knowledge.embedding_model), ("matcher", settings.knowledge.matcher),
-            ("generator", settings.generator.model), ("sentiment", settings.sentiment.model)]
+            ("generator", settings.generator.model), ("generator adapter", settings.generator.adapter),
+            ("consistency", settings.answer.consistency_model), ("sentiment", settings.sentiment.model)]
     for role, ref in rows:
         if ref == "none":
             table.add_row(role, ref, "-", "-", "turned off")
@@ -49,6 +50,13 @@ def models_install(convert: bool = typer.Option(True, help="Also convert bundled
                 with err.status(f"converting bundled:{name} to safetensors (once, ~20 s)..."):
                     path = materialize(f"bundled:{name}", settings.cache)
                 out.print(f"bundled:{name} ready at {path}")
+        g = settings.generator
+        if g.backend == "transformers" and g.architecture == "causal" and g.adapter != "none":
+            from bot.models import generator_location
+
+            with err.status(f"merging {g.adapter} into {g.model} (once, ~10 s)..."):
+                path = generator_location(g.model, g.adapter, settings.cache)
+            out.print(f"generator {g.model} with {g.adapter} ready at {path}")
         for name in SHIPPED:
             with err.status(f"merging bundled:{name}'s adapter (once, ~2 s)..."):
                 path = materialize(f"bundled:{name}", settings.cache)

@@ -1,15 +1,16 @@
-"""A generated answer is released only if the passages it cites support it; otherwise the passage sentence closest
-to the question is quoted (extractive), if it is close enough; otherwise nothing (the caller falls back)."""
+"""A generated answer is released only sentence by sentence, each supported by the passages it cites
+(``bot.conversation.verified``); when no sentence passes, the passage sentences that answer the question are quoted
+(extractive), if they are close enough; otherwise nothing (the caller clarifies or falls back)."""
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 from bot.conversation import grounding
 from bot.conversation.grounding import Embed
-from bot.conversation.prompting import is_no_answer
+from bot.conversation.verified import SentenceGate, Verifier
 from bot.types import Source
 from knowledge.schema import Hit
 
@@ -29,20 +30,61 @@ class GroundedAnswer:
     extractive: bool = False
 
 
-def ground(question: str, text: str, used: Sequence[Hit], min_overlap: float, min_similarity: float,
-           extractive_min_similarity: float, embed: Embed, extractive_min_words: int = 4) -> GroundedAnswer | None:
-    """The generated ``text`` if grounded in ``used``; else the closest passage sentence; else None."""
+def evidence(hit: Hit) -> str:
+    """What a passage vouches for: its heading path and its text ("Delivery within Germany" is part of what the
+    section says)."""
+    return f"{hit.title}\n{hit.text}" if hit.title else hit.text
+
+
+def verifier(question: str, used: Sequence[Hit], settings: Any, consistency: Any, embed: Embed | None) -> Verifier:
+    a = settings.answer
+    return Verifier(question, [evidence(h) for h in used], a.grounding_min_overlap, consistency, a.fact_rules,
+                    embed, a.grounding_min_similarity)
+
+
+class GroundedStream:
+    """Streams the verified sentences of a generated answer; ``result()`` is the answer to give afterwards."""
+
+    def __init__(self, question: str, used: Sequence[Hit], settings: Any, consistency: Any, embed: Embed) -> None:
+        self.question = question
+        self.used = list(used)
+        self.settings = settings
+        self.embed = embed
+        self.gate = SentenceGate(verifier(question, used, settings, consistency,
+                                          embed if consistency is None else None))
+
+    def run(self, pieces: Iterable[str]) -> Iterator[str]:
+        yield from self.gate.run(pieces)
+        if self.gate.rejected:
+            log.info("generated answer rejected (%s)", self.gate.rejected)
+
+    def result(self) -> GroundedAnswer | None:
+        if self.gate.released:
+            cited = self.gate.cited or [1]
+            sources = [source_of(self.used[n - 1]).model_copy(update={"citation": n}) for n in cited]
+            return GroundedAnswer(self.gate.text, sources, max(s.score for s in sources))
+        a = self.settings.answer
+        return extractive(self.question, self.used, a.extractive_min_similarity, self.embed, a.extractive_min_words)
+
+
+def extractive(question: str, used: Sequence[Hit], min_similarity: float, embed: Embed, min_words: int = 4
+               ) -> GroundedAnswer | None:
+    """The passage sentence closest to the question, quoted with its citation (the next sentence joined when it
+    continues the same point; a table row with its header), or None when none is close enough."""
     texts = [h.text for h in used]
-    if not is_no_answer(text):
-        check = grounding.check(text, texts, min_overlap, min_similarity, embed)
-        if check.supported:
-            cited = check.cited or [grounding.best_supporting(text, texts)]
-            sources = [source_of(used[n - 1]).model_copy(update={"citation": n}) for n in cited]
-            return GroundedAnswer(text, sources, max(s.score for s in sources))
-        log.info("generated answer rejected (%s)", check.reason)
-    best = grounding.best_sentence(question, texts, embed, extractive_min_words)
-    if best is not None and best[2] >= extractive_min_similarity:
-        n, sentence, similarity = best
-        source = source_of(used[n - 1]).model_copy(update={"citation": 1})
-        return GroundedAnswer(f"{sentence} [1]", [source], min(source.score, similarity), extractive=True)
-    return None
+    best = grounding.best_units(question, texts, embed, min_words)
+    if best is None or best[2] < min_similarity:
+        return None
+    n, sentence, similarity = best
+    source = source_of(used[n - 1]).model_copy(update={"citation": 1})
+    text = f"{sentence}\n\n[1]" if sentence.lstrip().startswith("|") else f"{sentence} [1]"
+    return GroundedAnswer(text, [source], min(source.score, similarity), extractive=True)
+
+
+def ground(question: str, text: str, used: Sequence[Hit], settings: Any, consistency: Any, embed: Embed
+           ) -> GroundedAnswer | None:
+    """A complete generated ``text`` through the same checks as a stream (benchmarks, training evaluation)."""
+    stream = GroundedStream(question, used, settings, consistency, embed)
+    for _ in stream.run([text]):
+        pass
+    return stream.result()

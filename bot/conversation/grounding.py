@@ -101,3 +101,47 @@ def best_sentence(question: str, passages: list[str], embed: Embed, min_words: i
     sims = vectors[1:] @ vectors[0]
     best = int(np.argmax(sims))
     return candidates[best][0], candidates[best][1], float(sims[best])
+
+
+_UNIT_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(*`])")
+_TABLE_RULE = re.compile(r"\|[\s:|-]+\|?")
+
+
+def answer_units(passage: str, min_words: int = 4) -> list[str]:
+    """What a passage can be quoted by: its sentences and list items, and each table row as a small Markdown table
+    with its header (so that a quoted row stays readable), in passage order."""
+    out: list[str] = []
+    header = None
+    for line in passage.splitlines():
+        s = line.strip()
+        if s.startswith("|"):
+            if _TABLE_RULE.fullmatch(s):
+                continue
+            if header is None:
+                header = s
+                continue
+            out.append(f"{header}\n|{'---|' * max(1, header.count('|') - 1)}\n{s}")
+            continue
+        header = None
+        s = re.sub(r"^(?:[-*]|\d+\.)\s+", "", s).strip()
+        if s and not s.startswith("#"):
+            out += [x for x in _UNIT_SENTENCE.split(s) if len(x.split()) >= min_words]
+    return out
+
+
+def best_units(question: str, passages: list[str], embed: Embed, min_words: int = 4, join_within: float = 0.05
+               ) -> tuple[int, str, float] | None:
+    """(1-based passage, quote, similarity): the passage unit closest to ``question``, joined with the next unit of
+    the same passage when that one is nearly as close (it continues the point); a table row comes with its header."""
+    candidates = [(i + 1, j, u) for i, p in enumerate(passages) for j, u in enumerate(answer_units(p, min_words))]
+    if not candidates:
+        return None
+    vectors = embed([question, *(u for _, _, u in candidates)])
+    sims = vectors[1:] @ vectors[0]
+    best = int(np.argmax(sims))
+    n, j, unit = candidates[best]
+    if best + 1 < len(candidates):
+        n2, j2, nxt = candidates[best + 1]
+        if n2 == n and j2 == j + 1 and sims[best + 1] >= sims[best] - join_within and "|" not in unit + nxt:
+            unit = f"{unit} {nxt}"
+    return n, unit, float(sims[best])

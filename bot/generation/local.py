@@ -48,13 +48,14 @@ class CausalLMGenerator(_LocalGenerator):
     """AutoModelForCausalLM with its chat template; optional prompt-lookup decoding (greedy-equivalent)."""
 
     def __init__(self, model_ref: str, cache_dir: Path, max_new_tokens: int = 160, dtype: str = "auto",
-                 prompt_lookup_tokens: int = 0) -> None:
+                 prompt_lookup_tokens: int = 0, adapter: str = "none") -> None:
         super().__init__(model_ref, cache_dir, max_new_tokens)
         self.dtype = dtype
         self.prompt_lookup_tokens = prompt_lookup_tokens
+        self.adapter = adapter
 
     def _load(self) -> tuple[Any, Any]:
-        return load_causal_lm(self.model_ref, self.cache_dir, self.dtype)
+        return load_causal_lm(self.model_ref, self.cache_dir, self.dtype, self.adapter)
 
     def stream(self, messages: list[dict[str, str]]) -> Iterator[str]:
         self.warm_up()
@@ -80,14 +81,21 @@ class Seq2SeqGenerator(_LocalGenerator):
 
 def _stream_generate(tok: Any, model: Any, enc: Any, max_new_tokens: int, skip_prompt: bool,
                      **generate_kwargs: Any) -> Iterator[str]:
-    """Run ``model.generate`` in a thread and yield the decoded text as it comes."""
+    """Run ``model.generate`` in a thread and yield the decoded text as it comes. Closing the iterator (a reader
+    that has seen enough: a sentence failed the grounding check) stops generation at the next token."""
     import torch
-    from transformers import TextIteratorStreamer
+    from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+
+    stop = threading.Event()
+
+    class _Closed(StoppingCriteria):
+        def __call__(self, input_ids: Any, scores: Any, **kw: Any) -> Any:
+            return torch.full((input_ids.shape[0],), stop.is_set(), dtype=torch.bool, device=input_ids.device)
 
     streamer = TextIteratorStreamer(tok, skip_prompt=skip_prompt, skip_special_tokens=True)
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
     kwargs = dict(**enc, max_new_tokens=max_new_tokens, do_sample=False, streamer=streamer, pad_token_id=pad,
-                  **generate_kwargs)
+                  stopping_criteria=StoppingCriteriaList([_Closed()]), **generate_kwargs)
     errors: list[BaseException] = []
 
     def run() -> None:
@@ -100,9 +108,12 @@ def _stream_generate(tok: Any, model: Any, enc: Any, max_new_tokens: int, skip_p
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
-    for piece in streamer:
-        if piece:
-            yield piece
-    thread.join()
+    try:
+        for piece in streamer:
+            if piece:
+                yield piece
+    finally:
+        stop.set()  # a reader that stopped early: generation ends at the next token
+        thread.join(timeout=30)
     if errors:
         raise errors[0]

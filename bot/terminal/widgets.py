@@ -29,6 +29,8 @@ from bot.terminal.citations import CitationLinker, link_citations
 
 CUSTOMER_PLACEHOLDER = "Type your question and press Enter (/help for commands)"
 AGENT_PLACEHOLDER = "Reply as the human agent (ctrl+t: as the customer; ctrl+g: hand back)"
+# Shown until the first verified sentence of an answer arrives (a generated answer streams only checked sentences).
+WRITING = "_writing…_"
 RECORDED_FOR_AGENT = "_(recorded for the human agent)_"  # a customer turn while a human has the conversation
 SNIPPET_CHARS = 220  # of a source's text in the side panel
 ANGRY = 0.5  # anger score from which a customer message is marked angry
@@ -279,6 +281,15 @@ class SidePanel(VerticalScroll):
                           _state(reply)))
 
 
+def _snippet_text(text: str) -> str:
+    """A source's text for the panel: one paragraph, except that a Markdown table keeps its rows on their own
+    lines (so that it stays readable)."""
+    lines = [" ".join(line.split()) for line in text.splitlines() if line.strip()]
+    if any(line.startswith("|") for line in lines):
+        return "\n".join(lines)
+    return " ".join(lines)
+
+
 def _sources(sources: list[Any], highlight: int | None) -> Iterable[RenderableType]:
     """Each source: its citation number and title (reversed when highlighted), then kind, id, score, snippet."""
     for n, source in enumerate(sources, 1):
@@ -287,7 +298,7 @@ def _sources(sources: list[Any], highlight: int | None) -> Iterable[RenderableTy
         head = Text()
         head.append(f"[{marker}] ", style=f"bold {style}")
         head.append(source.title, style=f"bold {style}")
-        snippet = " ".join(source.text.split())
+        snippet = _snippet_text(source.text)
         detail = Text(f"{source.kind} · {source.entry_id} · score {source.score:.2f}\n", style="dim")
         detail.append(snippet[:SNIPPET_CHARS] + "…" if len(snippet) > SNIPPET_CHARS else snippet)
         if source.url:

@@ -60,10 +60,9 @@ def turn(body: ChatRequest, _: User, bot: CurrentBot, server: Server) -> Iterato
              responses={**JSON_ERRORS, **as_json(CHOICE_ERRORS)})
 def chat_stream(_: User, items: Annotated[Iterator[str | Reply], Depends(turn)],
                 metrics: CurrentMetrics) -> Iterator[ServerSentEvent]:
-    """The answer as server-sent events: ``chunk`` events ``{"text": ...}`` as it is written, then one
-    ``reply`` event with the final Reply (authoritative: a generated answer that fails the grounding check
-    is replaced after it streamed; a clarification's ``suggestions`` are in it). Takes ``choice`` as ``/v1/chat``
-    does."""
+    """The answer as server-sent events: a ``chunk`` event ``{"text": ...}`` for each sentence of a generated
+    answer once it passed the grounding check (nothing unverified is sent), then one ``reply`` event with the
+    final Reply (a clarification's ``suggestions`` are in it). Takes ``choice`` as ``/v1/chat`` does."""
     for item in items:
         if isinstance(item, Reply):
             metrics.observe_reply(item)

@@ -1,0 +1,169 @@
+"""Grounded answers: the fact rules, the shipped consistency classifier, verified streaming, the shipped
+grounded-answer adapter.
+
+The streaming tests use ``ScriptedGenerator`` (tests/test_engine.py) in place of the language model: it writes a
+chosen unsupported sentence on cue, which no real model does reliably. The classifier and the adapter are the
+shipped ones, on the demo knowledge base.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pytest
+
+from bot.config import load_settings
+from bot.conversation import facts
+from bot.conversation.consistency import ConsistencyChecker, evidence_window
+from bot.conversation.verified import SentenceGate, Verdict, Verifier, verify_text
+from bot.engine import Bot
+from bot.shipped import CONSISTENCY_DIR, GENERATOR_DIR
+from bot.types import Reply
+from tests.conftest import DEMO
+from tests.test_engine import Q_REPAIR, REPAIR_DOC, ScriptedGenerator, demo_bot
+
+FAQ = {e["id"]: e["answer"] for e in map(json.loads, (DEMO / "faq.jsonl").read_text().splitlines()) if e}
+SHIPPING = "Standard shipping within Germany costs €4.95. Orders over €75 ship free."
+
+# The three answers quoted in the issue: each contradicts the passage it cites.
+CONTRADICTIONS = [
+    ("No, we do not take Apple Pay.", [FAQ["payment-methods"]]),
+    ("No, there is no discount code for your first purchase.", [FAQ["welcome-discount"]]),
+    ("The membership fee is €4.95.", [FAQ["trail-club"], SHIPPING]),
+]
+FAITHFUL = [
+    ("Yes, you can pay with Apple Pay [1].", [FAQ["payment-methods"]]),
+    ("We don't offer cash on delivery.", [FAQ["payment-methods"]]),
+    ("If you subscribe to the newsletter you get a 10% welcome code for your first order.", [FAQ["welcome-discount"]]),
+    ("Trail Club is free for account holders, and 200 points convert into a €10 voucher.", [FAQ["trail-club"]]),
+]
+
+
+@pytest.mark.parametrize("claim, passages", CONTRADICTIONS)
+def test_the_rules_reject_the_three_quoted_contradictions(claim, passages):
+    assert facts.problems(claim, passages)
+
+
+@pytest.mark.parametrize("claim, passages", FAITHFUL)
+def test_the_rules_let_faithful_answers_through(claim, passages):
+    assert facts.problems(claim, passages) == []
+
+
+def test_the_rules_read_numbers_names_and_lists():
+    assert facts.numbers("€4,95 or 1,000 points, five days, 8:00") == [("4.95", 1, 5), ("1000", 9, 14),
+                                                                         ("5", 23, 27), ("8", 34, 38)]
+    assert facts.problems("The code is valid for 60 days.", [FAQ["welcome-discount"]])  # 30 in the passage
+    assert facts.problems("We accept Visa and Bitcoin.", [FAQ["payment-methods"]])  # a name it does not have
+    assert facts.problems("You can pay by invoice.", [FAQ["payment-methods"]])  # "We do not offer ... invoice"
+    lead = "We currently cannot deliver to:\n- the Canary Islands\n- Ceuta"
+    assert facts.problems("No, we can't deliver to the Canary Islands.", [lead]) == []  # the list is negated
+    assert facts.problems("Yes, we deliver to the Canary Islands.", [lead])
+
+
+@pytest.mark.skipif(not (CONSISTENCY_DIR / "consistency.json").is_file(), reason="the classifier is not shipped")
+def test_the_shipped_checks_reject_the_quoted_contradictions_and_release_copied_facts():
+    checker = ConsistencyChecker().warm_up()
+    assert 0.0 < checker.threshold < 1.0
+    # the classifier alone already doubts the two "no" answers
+    assert checker.supported([c for c, _ in CONTRADICTIONS[:2]], [FAQ["payment-methods"]]) == [False, False]
+    for claim, passages in CONTRADICTIONS:  # the whole sentence check, as a streamed answer gets it
+        assert not Verifier("", passages, consistency=checker)(claim).ok, claim
+    copies = ["We accept Visa, Mastercard, PayPal, Apple Pay and Google Pay [1].",
+              "Yes, we do not offer cash on delivery or payment by invoice [1].",
+              "Points are added when your order can no longer be returned [2]."]
+    for claim in copies:  # a copy of the passage needs no classifier: it says what the passage says
+        verdict = Verifier("", [FAQ["payment-methods"], FAQ["trail-club"]], consistency=checker)(claim)
+        assert verdict.ok, (claim, verdict)
+    assert "Apple Pay" in evidence_window("Do you take Apple Pay?", FAQ["payment-methods"])
+    assert not facts.copied("We do offer cash on delivery.", [FAQ["payment-methods"]])  # "not" dropped
+
+
+def test_a_consistency_model_can_be_switched_off(tmp_path):
+    assert ConsistencyChecker.from_settings(load_settings(answer={"consistency_model": "none"})) is None
+    checker = ConsistencyChecker.from_settings(load_settings(answer={"consistency_threshold": 0.3}))
+    assert checker is not None and checker.threshold_setting == 0.3
+
+
+# --- verified streaming --------------------------------------------------------------------------------------
+def test_the_gate_releases_sentences_up_to_the_first_unsupported_one():
+    passages = [FAQ["payment-methods"]]
+    gate = SentenceGate(Verifier("can I pay with apple pay", passages, consistency=None))
+    pieces = ["Yes, you can pay", " with Apple Pay [1]. ", "We also accept Bitcoin [1].", " And cash [1]."]
+    shown = list(gate.run(iter(pieces)))
+    assert shown == ["Yes, you can pay with Apple Pay [1]."]
+    assert "Bitcoin" in gate.rejected and gate.cited == [1]
+
+
+def test_the_gate_holds_a_bare_yes_until_what_it_affirms_is_checked():
+    calls = []
+
+    def verify(sentence: str) -> Verdict:
+        calls.append(sentence)
+        return Verdict(False, reason="no")
+
+    gate = verify_text("Yes. We do not accept Apple Pay [1].", verify)
+    assert calls == ["Yes. We do not accept Apple Pay [1]."] and gate.released == []
+
+
+def test_the_gate_stops_reading_a_generator_at_the_first_failure():
+    produced = []
+
+    def pieces():
+        for i in range(100):
+            produced.append(i)
+            yield f"We ship by carrier pigeon number {i} today. "
+
+    gate = SentenceGate(Verifier("how do you ship", [SHIPPING], consistency=None))
+    assert list(gate.run(pieces())) == [] and len(produced) <= 3
+    assert verify_text("NO_ANSWER", gate.verify).no_answer
+
+
+def test_a_rejected_sentence_never_reaches_the_stream(demo_kb_path, tmp_path):
+    good = "Warranty repairs take 10-15 business days from the day the item arrives at our repair centre [1]."
+    bad = " Repairs are free for everyone and take 2 hours [1]."
+    gen = ScriptedGenerator(chunks=[good[:30], good[30:], bad])
+    bot = demo_bot(demo_kb_path, tmp_path, gen)
+    items = list(bot.stream(Q_REPAIR, "verified"))
+    chunks, reply = items[:-1], items[-1]
+    assert isinstance(reply, Reply) and reply.mode == "generated" and not reply.extractive
+    assert chunks == [good] and reply.text == good
+    assert "2 hours" not in "".join(chunks) and [s.entry_id for s in reply.sources] == [REPAIR_DOC]
+
+
+def test_an_answer_whose_first_sentence_fails_streams_nothing(demo_kb_path, tmp_path):
+    gen = ScriptedGenerator(chunks=["Repairs are free and take ", "2 hours [1]."])
+    bot = demo_bot(demo_kb_path, tmp_path, gen)
+    items = list(bot.stream(Q_REPAIR, "nothing"))
+    assert len(items) == 1 and isinstance(items[0], Reply)
+    assert "2 hours" not in items[0].text  # the extractive answer or the fallback, never the rejected text
+
+
+# --- the shipped grounded-answer adapter -------------------------------------------------------------------------
+def test_the_adapter_is_used_by_default_and_switched_off_by_config(tmp_path):
+    from bot.models import generator_location
+
+    settings = load_settings()
+    assert settings.generator.adapter in ("bundled:grounded", "none")
+    plain = generator_location("bundled:smollm2", "none", settings.cache)
+    assert "generator-" not in plain
+    own = tmp_path / "own-model"  # a user's own model directory replaces both: the adapter is not applied
+    own.mkdir()
+    (own / "config.json").write_text("{}")
+    assert generator_location(str(own), "bundled:grounded", settings.cache) == str(own)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (GENERATOR_DIR / "adapter_model.safetensors").is_file(), reason="the adapter is not shipped")
+def test_the_adapter_answers_an_article_question_with_its_facts_and_a_citation(demo_kb_path, tmp_path):
+    from tests.test_engine import demo_settings
+
+    settings = demo_settings(demo_kb_path, tmp_path, generator={"max_new_tokens": 80})
+    bot = Bot(settings=settings).warm_up()
+    start = time.perf_counter()
+    reply = bot.chat("How long does a warranty repair take?")
+    assert reply.mode == "generated", reply
+    assert "10-15 business days" in reply.text and reply.sources[0].entry_id == REPAIR_DOC
+    assert time.perf_counter() - start < 60
+    assert threading.active_count() < 50
