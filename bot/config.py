@@ -26,7 +26,7 @@ class GeneratorSettings(Section):
 
     backend: Literal["transformers", "openai"] = Field("transformers", description="Generation backend.")
     model: str = Field("bundled:smollm2", description="Generator model: bundled:smollm2, a path or a hub id.")
-    adapter: str = Field("none", description="LoRA adapter merged into the generator at load time: "
+    adapter: str = Field("bundled:grounded", description="LoRA adapter merged into the generator at load time: "
                          "'bundled:grounded' (shipped, trained for bundled:smollm2 to answer from passages with "
                          "their sentences and citations; applied only to that model), a PEFT adapter directory, "
                          "or 'none' (the plain model).")

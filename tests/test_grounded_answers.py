@@ -145,7 +145,7 @@ def test_the_adapter_is_used_by_default_and_switched_off_by_config(tmp_path):
     from bot.models import generator_location
 
     settings = load_settings()
-    assert settings.generator.adapter in ("bundled:grounded", "none")
+    assert settings.generator.adapter == "bundled:grounded"
     plain = generator_location("bundled:smollm2", "none", settings.cache)
     assert "generator-" not in plain
     own = tmp_path / "own-model"  # a user's own model directory replaces both: the adapter is not applied

@@ -63,6 +63,7 @@ def test_cli_models_lists_each_configured_model(capsys):
     text = capsys.readouterr().out
     assert "bundled:embedder" in text and "bundled:smollm2" in text and "embedding" in text
     assert "bundled:matcher" in text
+    assert "bundled:grounded" in text and "bundled:consistency" in text  # the generator adapter, the sentence check
 
 
 def test_install_uses_no_deps_where_needed():

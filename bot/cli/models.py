@@ -19,7 +19,10 @@ def models_list(ctx: typer.Context) -> None:
     from bot.models import resolve
 
     settings = cli_settings()
-    table = Table("role", "reference", "resolves to", "ready", "detail", show_lines=False)
+    from rich.table import Column
+
+    table = Table(Column("role", no_wrap=True), Column("reference", no_wrap=True), "resolves to", "ready", "detail",
+                  show_lines=False)
     rows = [("embedding", settings.knowledge.embedding_model), ("matcher", settings.knowledge.matcher),
             ("generator", settings.generator.model), ("generator adapter", settings.generator.adapter),
             ("consistency", settings.answer.consistency_model), ("sentiment", settings.sentiment.model)]

@@ -8,7 +8,8 @@
 The model's text is buffered; each complete sentence (a short one, like "Yes.", is joined to the next so that its
 "yes" is checked with what it affirms) is checked against the passages it cites before it is released:
 
-1. it is not the prompt echoed back, and it cites only passages that exist;
+1. it is not the prompt echoed back (a passage's heading line, with or without its number), and it cites only
+   passages that exist;
 2. enough of its content words are in the cited passages (``answer.grounding_min_overlap``);
 3. the fact rules (``bot.conversation.facts``): its numbers, names and polarity agree with the passages;
 4. unless it is a copy of passage text (``facts.copied``: the passage's words, nothing that changes a promise
@@ -34,8 +35,9 @@ from bot.conversation.grounding import _SCAFFOLD, content_tokens
 from bot.conversation.prompting import NO_ANSWER, citations
 
 Embed = Callable[[Sequence[str]], np.ndarray]
-_BOUNDARY = re.compile(r"(?<=[.!?])\s+(?=[^\s\[])|\n+")
+_BOUNDARY = re.compile(r"(?<=[.!?])\s+(?=[^\s\[])|(?<=[.!?] \[\d\])\s+(?=\S)|(?<=[.!?]\[\d\])\s+(?=\S)|\n+")
 _CITE = re.compile(r"\s*\[\d{1,2}\]")
+_LEADING_CITATION = re.compile(r"^\W*\[\d{1,2}\]\s*\S")  # "[2] Delivery > Packstation": the prompt's heading line
 MIN_CONTENT_WORDS = 3  # a shorter sentence ("Yes.") waits for the next one
 
 
@@ -59,9 +61,13 @@ class Verifier:
         self.rules = rules
         self.embed = embed
         self.min_similarity = min_similarity
+        # each passage's first line (its heading path, when it has one) and the headings in it
+        self.titles = {t.strip() for p in self.passages for line in p.splitlines()[:1]
+                       if not line.rstrip().endswith((".", "!", "?")) and len(line.split()) <= 15
+                       for t in [line, *line.split(" > ")] if t.strip()}
 
     def __call__(self, sentence: str) -> Verdict:
-        if _SCAFFOLD.search(sentence):
+        if _SCAFFOLD.search(sentence) or _LEADING_CITATION.match(sentence):
             return Verdict(False, reason="echoes the prompt instead of answering")
         cited = citations(sentence)
         invalid = [n for n in cited if not 1 <= n <= len(self.passages)]
@@ -71,12 +77,16 @@ class Verifier:
         tokens = content_tokens(body)
         if not tokens:
             return Verdict(False, reason="no content")
+        if body.strip(" .*") in self.titles:
+            return Verdict(False, reason="a passage's heading, not an answer")
         numbered = cited or list(range(1, len(self.passages) + 1))  # uncited: checked against every passage
         scored = []
         for n in numbered:
             vocab = set(content_tokens(self.passages[n - 1]))
             scored.append((sum(t in vocab for t in tokens) / len(tokens), n))
-        overlap, best = max(scored)
+        best = max(scored)[1]
+        together = set(content_tokens(" ".join(self.passages[n - 1] for n in numbered)))
+        overlap = sum(t in together for t in tokens) / len(tokens)  # of the cited passages together
         if overlap < self.min_overlap:
             return Verdict(False, reason=f"only {overlap:.0%} of its words are in the passages")
         evidence = [self.passages[n - 1] for n in numbered]
@@ -107,6 +117,8 @@ class SentenceGate:
         self.cited: list[int] = []
         self.rejected: str = ""  # the reason of the sentence that ended the answer
         self.no_answer = False
+        self._separator = " "  # what separated the last released sentence from the next (a line break is kept)
+        self._pieces: list[str] = []  # the released text, separators included
 
     def run(self, pieces: Iterable[str]) -> Iterator[str]:
         """Yield each verified sentence (with its leading space); stops reading ``pieces`` at the first failure."""
@@ -119,11 +131,14 @@ class SentenceGate:
                     self.no_answer = True
                     return
                 while (cut := self._boundary(buffer)) is not None:
-                    sentence, buffer = buffer[:cut].strip(), buffer[cut:]
+                    piece_text = buffer[:cut]
+                    sentence, buffer = piece_text.strip(), buffer[cut:]
                     out = self._release(sentence)
                     if out is None:
                         return
                     yield out
+                    self._separator = "\n\n" if "\n\n" in piece_text[len(piece_text.rstrip()):] else \
+                        "\n" if "\n" in piece_text[len(piece_text.rstrip()):] else " "
             tail = buffer.strip()
             if tail:
                 if not self.released and tail.upper().replace(" ", "_").startswith(NO_ANSWER[:4]):
@@ -156,11 +171,14 @@ class SentenceGate:
             return None
         self.released.append(sentence)
         self.cited += [n for n in verdict.cited if n not in self.cited]
-        return sentence if len(self.released) == 1 else " " + sentence
+        out = sentence if len(self.released) == 1 else self._separator + sentence
+        self._pieces.append(out)
+        return out
 
     @property
     def text(self) -> str:
-        return " ".join(self.released)
+        """What was shown: the released sentences with their line breaks."""
+        return "".join(self._pieces)
 
 
 def verify_text(text: str, verify: Callable[[str], Verdict]) -> SentenceGate:
