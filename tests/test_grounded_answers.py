@@ -167,3 +167,11 @@ def test_the_adapter_answers_an_article_question_with_its_facts_and_a_citation(d
     assert "10-15 business days" in reply.text and reply.sources[0].entry_id == REPAIR_DOC
     assert time.perf_counter() - start < 60
     assert threading.active_count() < 50
+
+
+def test_an_answer_that_starts_with_no_is_not_taken_for_no_answer():
+    accept = lambda sentence: Verdict(True, (1,))  # noqa: E731
+    assert verify_text("No account is needed to order as a guest [1].", accept).released
+    assert verify_text("no answer", accept).no_answer and verify_text("NO_ANSWER", accept).no_answer
+    two = verify_text("Returns are free [1].\n\nExchanges are free too [1].", accept)
+    assert two.text == "Returns are free [1].\n\nExchanges are free too [1]."  # the line break is kept

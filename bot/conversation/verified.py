@@ -38,6 +38,7 @@ Embed = Callable[[Sequence[str]], np.ndarray]
 _BOUNDARY = re.compile(r"(?<=[.!?])\s+(?=[^\s\[])|(?<=[.!?] \[\d\])\s+(?=\S)|(?<=[.!?]\[\d\])\s+(?=\S)|\n+")
 _CITE = re.compile(r"\s*\[\d{1,2}\]")
 _LEADING_CITATION = re.compile(r"^\W*\[\d{1,2}\]\s*\S")  # "[2] Delivery > Packstation": the prompt's heading line
+_NO_ANSWER_START = re.compile(r"^\W*no[\s_]?answer\b", re.IGNORECASE)
 MIN_CONTENT_WORDS = 3  # a shorter sentence ("Yes.") waits for the next one
 
 
@@ -121,7 +122,8 @@ class SentenceGate:
         self._pieces: list[str] = []  # the released text, separators included
 
     def run(self, pieces: Iterable[str]) -> Iterator[str]:
-        """Yield each verified sentence (with its leading space); stops reading ``pieces`` at the first failure."""
+        """Yield each verified sentence (after the first, with what separated it: a space or a line break); stops
+        reading ``pieces`` at the first failure."""
         buffer = ""
         pieces = iter(pieces)
         try:
@@ -141,7 +143,7 @@ class SentenceGate:
                         "\n" if "\n" in piece_text[len(piece_text.rstrip()):] else " "
             tail = buffer.strip()
             if tail:
-                if not self.released and tail.upper().replace(" ", "_").startswith(NO_ANSWER[:4]):
+                if not self.released and _NO_ANSWER_START.match(tail):  # "NO_ANSWER", "no answer" (not "No account")
                     self.no_answer = True
                     return
                 out = self._release(tail)
