@@ -30,7 +30,6 @@ import random
 import re
 import sys
 import time
-import warnings
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -289,22 +288,10 @@ def build_pairs(passages: Sequence[tuple[str, str]], options: ConsistencyOptions
 
 # --- training -----------------------------------------------------------------------------------------------------
 def _lora_model(options: ConsistencyOptions, cache_dir: Path | None) -> tuple[Any, Any]:
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoTokenizer
+    """The matcher's LoRA pair model on ``options.body`` (the same network: a pooled pair model, one logit)."""
+    from finetune.matcher import _lora_model as pair_lora_model
 
-    from knowledge.retrieval.pair_model import base_model
-    from knowledge.runtime.models import materialize
-    from knowledge.settings import default_cache_dir
-
-    body = materialize(options.body, cache_dir or default_cache_dir())
-    tokenizer = AutoTokenizer.from_pretrained(body)
-    lora = LoraConfig(r=options.lora_rank, lora_alpha=2 * options.lora_rank, lora_dropout=0.1,
-                      target_modules=["query", "key", "value", "dense"], modules_to_save=["classifier"])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        model = get_peft_model(base_model(body), lora)
-    model.peft_config["default"].base_model_name_or_path = options.body
-    return tokenizer, model
+    return pair_lora_model(options, cache_dir)  # type: ignore[arg-type]  # reads .body and .lora_rank
 
 
 def encode(tokenizer: Any, claims_: Sequence[str], passages: Sequence[str], max_length: int) -> Any:
