@@ -60,9 +60,9 @@ class RecordingGenerator:
         self.outputs.append({"answer": text})
         return text
 
-    def stream(self, messages):
+    def stream(self, messages, **options):
         record = {"answer": ""}
         self.outputs.append(record)
-        for piece in self.inner.stream(messages):
+        for piece in self.inner.stream(messages, **options):
             record["answer"] += piece
             yield piece

@@ -37,12 +37,28 @@ class GeneratorSettings(Section):
     prompt_lookup_tokens: int = Field(10, ge=0, le=64, description="Prompt-lookup decoding: draft this many "
                                       "tokens from n-grams of the prompt (answers copy from the passages) and "
                                       "verify them in one step; same output as greedy. 0 = off.")
+    quote_only: bool = Field(False, description="Local causal LM only: the model may only copy passage sentences "
+                             "(the quote_candidates best ones, in the order it chooses) or say NO_ANSWER "
+                             "(bot/generation/quoting.py); it cannot write a sentence the passages do not hold.")
+    quote_candidates: int = Field(3, ge=1, le=50, description="With quote_only: the passage sentences the model may "
+                                  "copy, the best answers to the question by the extractive scorer "
+                                  "(grounding.unit_scores).")
+    quote_margin: float = Field(0.1, ge=0.0, le=5.0, description="With quote_only: only sentences scoring within "
+                                "this of the best one are candidates (the model settles near-ties; a clear best "
+                                "is the only one it may copy).")
     max_new_tokens: int = Field(160, ge=1, le=4096, description="Longest generated answer, in tokens.")
     max_passages: int = Field(3, ge=1, le=20, description="Retrieved passages put in the prompt.")
     base_url: str | None = Field(None, description="OpenAI-compatible endpoint for backend='openai', "
                                                    "e.g. http://127.0.0.1:8080/v1 (vLLM, llama.cpp, TGI).")
     api_key: str | None = Field(None, description="Bearer key for backend='openai' (or $OPENAI_API_KEY).")
     timeout_s: float = Field(60.0, gt=0, description="HTTP timeout for backend='openai'.")
+
+    @model_validator(mode="after")
+    def _quote_only_is_local(self) -> "GeneratorSettings":
+        if self.quote_only and (self.backend != "transformers" or self.architecture != "causal"):
+            raise ValueError("generator.quote_only needs the local causal LM (backend = 'transformers', "
+                             "architecture = 'causal'): it constrains the model's tokens")
+        return self
 
 
 class AnswerSettings(Section):
@@ -93,6 +109,13 @@ class AnswerSettings(Section):
                              "with the passages it cites (bot/conversation/facts.py).")
     extractive_min_words: int = Field(4, ge=1, le=50, description="Passage sentences shorter than this many words "
                                       "are never quoted as the extractive answer.")
+    extractive_word_weight: float = Field(0.3, ge=0.0, le=2.0, description="The extractive answer's scorer "
+                                          "(grounding.unit_scores): added per share of the question's content "
+                                          "words found in a passage sentence, on top of its embedding similarity.")
+    extractive_heading_weight: float = Field(0.2, ge=0.0, le=2.0, description="The same, for the share found in "
+                                             "the sentence's heading path.")
+    extractive_kind_weight: float = Field(0.2, ge=0.0, le=2.0, description="Added when the question asks for an "
+                                          "amount, a count or a duration and the sentence holds one.")
     followup_max_words: int = Field(12, ge=1, le=100, description="A message of at most this many words with a "
                                     "follow-up cue (\"and\", \"what about\", \"that\") is also searched joined "
                                     "with the previous customer message.")

@@ -252,7 +252,9 @@ class Bot:
         elif plan.action == "generate":  # only sentences that passed the grounding check are streamed
             prompt = build_messages(masked, [PromptPassage(h.title, h.text) for h in plan.passages])
             grounded = GroundedStream(message, plan.passages, self.settings, self.consistency, self.similarity.embed)
-            yield from grounded.run(self.generator.stream(prompt))
+            g = self.settings.generator
+            options = {"quotes": grounded.quotes(g.quote_candidates, g.quote_margin)} if g.quote_only else {}
+            yield from grounded.run(self.generator.stream(prompt, **options))
             answer = grounded.result()
             if answer is not None:
                 reply = self._reply(session, "generated", answer.text, answer.confidence, answer.sources, start,

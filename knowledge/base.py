@@ -27,7 +27,7 @@ from knowledge.ingest.writer import Progress, RecordWriter
 from knowledge.retrieval.dense import DenseRetriever
 from knowledge.retrieval.fetch import RecordFetcher
 from knowledge.retrieval.filters import to_where
-from knowledge.retrieval.fusion import Fusion
+from knowledge.retrieval.fusion import Fusion, top_entries
 from knowledge.retrieval.lexical import LexicalRetriever
 from knowledge.schema import FAQEntry, Hit, IngestReport
 from knowledge.settings import load_knowledge_settings
@@ -183,9 +183,10 @@ class KnowledgeBase:
 
     # --- search --------------------------------------------------------------------------------------------
     def search(self, query: str, k: int | None = None, filters: dict[str, Any] | None = None,
-               method: str | None = None) -> list[Hit]:
-        """The best ``k`` entries for ``query``: one hit per entry (its best variant or passage), fused dense
-        + BM25 score in [0, 1], best first. ``method`` overrides ``knowledge.fusion`` (benchmarks)."""
+               method: str | None = None, passages_per_document: int | None = None) -> list[Hit]:
+        """The best ``k`` entries for ``query``: one hit per FAQ entry (its best variant), up to
+        ``knowledge.passages_per_document`` hits per document (its best passages), fused dense + BM25 score in
+        [0, 1], best first. ``method`` and ``passages_per_document`` override the settings (benchmarks)."""
         ks = self.settings.knowledge
         k = k or ks.top_k
         method = method or ks.fusion
@@ -195,7 +196,8 @@ class KnowledgeBase:
         dense = self.dense.run(store, query, max(ks.candidates, k * 8), where, index.catalog) \
             if method != "bm25" else []
         lexical = index.search(query, ks.candidates, filters) if method != "dense" else []
-        ranked = self.fusion.run(dense, lexical, method)[:k]  # type: ignore[arg-type]
+        ranked = top_entries(self.fusion.run(dense, lexical, method),  # type: ignore[arg-type]
+                             k, passages_per_document or ks.passages_per_document)
         stubs = [c.record.id for c, _ in ranked if c.record.metadata.get("stub")]
         if stubs:  # candidates are stubs (no text) until they make the top k: one read of k records
             fetched = self.fetcher.run(store, index.revision, stubs)

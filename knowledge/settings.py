@@ -54,6 +54,9 @@ class KnowledgeSettings(Section):
                                              "id.")
     chroma_url: str | None = Field(None, description="http://host:port of a Chroma server; unset = embedded store.")
     top_k: int = Field(4, ge=1, le=50, description="Entries returned by a search.")
+    passages_per_document: int = Field(3, ge=1, le=20, description="Passages a search returns per document among "
+                                       "its top_k entries (the section that answers a question is often not the "
+                                       "one closest to it; the generator reads several).")
     fusion: Literal["weighted", "rrf", "dense", "bm25"] = Field(
         "weighted", description="How dense and BM25 results are combined (see docs/benchmarks.md).")
     rrf_k: int = Field(60, ge=1, le=1000, description="For fusion = \"rrf\": the constant k of reciprocal rank "

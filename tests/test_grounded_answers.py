@@ -175,3 +175,25 @@ def test_an_answer_that_starts_with_no_is_not_taken_for_no_answer():
     assert verify_text("no answer", accept).no_answer and verify_text("NO_ANSWER", accept).no_answer
     two = verify_text("Returns are free [1].\n\nExchanges are free too [1].", accept)
     assert two.text == "Returns are free [1].\n\nExchanges are free too [1]."  # the line break is kept
+
+
+def test_the_extractive_scorer_prefers_the_sentence_with_the_fact_asked_for():
+    from bot.conversation import grounding
+
+    question = "how much does express delivery cost?"
+    units = ["Express delivery is not available to Packstations.", "Express delivery with UPS Express costs €9.95."]
+    headings = ["Shipping > Express delivery"] * 2
+    equal = grounding.unit_scores(question, units, headings, [0.6, 0.6], grounding.UnitWeights())
+    assert equal[1] > equal[0]  # same similarity: the one holding an amount answers "how much"
+    assert list(grounding.unit_scores(question, units, headings, [0.6, 0.5], grounding.SIMILARITY_ONLY)) == [0.6, 0.5]
+    assert grounding.asks_for("how long until my invite expires", "Invitations expire after 7 days.")
+    assert grounding.asks_for("what's the max file size", "Files up to 100 MiB can be pushed.")
+    assert not grounding.asks_for("can I pay by invoice?", "We accept 3 cards.")
+
+
+def test_the_extractive_answer_quotes_the_fact_from_the_real_passages(demo_kb):
+    from bot.conversation.grounded import extractive
+
+    hits = [h for h in demo_kb.search("what does express shipping cost inside germany", k=4) if h.kind == "document"]
+    answer = extractive("what does express shipping cost inside germany", hits, 0.3, demo_kb.embedder.embed)
+    assert answer is not None and answer.extractive and "€9.95" in answer.text and answer.text.endswith("[1]")

@@ -755,3 +755,22 @@ def test_a_new_format_is_one_module(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert (report.added, report.invalid) == (2, [])
     assert kb.search("what are your opening hours", k=1)[0].text == "Mon-Fri 9-18."
     assert ".qa" in formats.supported_suffixes("faq")
+
+
+def test_a_search_returns_several_passages_of_a_document_and_one_hit_per_faq_entry(tmp_path):
+    from knowledge import KnowledgeBase
+    from tests.conftest import DEMO
+
+    kb = KnowledgeBase(path=tmp_path / "kb")
+    kb.ingest(DEMO)
+    query = "express delivery to Austria, how much and how long"
+    hits = kb.search(query, k=4)
+    docs = [h for h in hits if h.kind == "document"]
+    per_doc = {e: sum(h.entry_id == e for h in docs) for e in {h.entry_id for h in docs}}
+    assert max(per_doc.values()) > 1 and max(per_doc.values()) <= kb.settings.knowledge.passages_per_document
+    assert len({h.entry_id for h in hits}) == 4  # k counts entries, not passages
+    faq = [h.entry_id for h in hits if h.kind == "faq"]
+    assert len(faq) == len(set(faq))
+    assert len({(h.entry_id, h.title, h.text) for h in docs}) == len(docs)  # distinct passages
+    one = kb.search(query, k=4, passages_per_document=1)
+    assert len(one) == 4 and len({h.entry_id for h in one}) == 4

@@ -17,7 +17,7 @@ from tests.conftest import CLARIFIED, CLARIFYING
 from tests.test_engine import Q_REFUND, Q_WEATHER, ScriptedGenerator, cite, demo_bot
 
 DAY = 86400.0
-T0 = (time.time() // DAY - 1) * DAY  # yesterday 00:00 UTC: unanswered questions are logged "now", on day 2
+T0 = (time.time() // DAY - 1) * DAY  # yesterday 00:00 UTC
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -136,7 +136,7 @@ def history(tmp_path) -> DatabaseSessions:
     _conversation(store, "d2-b", T0 + DAY + 200, ["handoff"], reason="customer_request")
     _conversation(store, "old", T0 - 10 * DAY, ["faq"])  # outside the period
     for q in ["Do you sell gift cards?", "do you sell gift cards", "Is there a store in Oslo?"]:
-        store.log_unanswered("d1-b", q, None, None)
+        store.log_unanswered("d1-b", q, None, None, ts=T0 + DAY + 300)  # on day 2, whenever the test runs
     return store
 
 

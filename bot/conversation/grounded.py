@@ -52,6 +52,27 @@ class GroundedStream:
         self.embed = embed
         self.gate = SentenceGate(verifier(question, used, settings, consistency,
                                           embed if consistency is None else None))
+        self._ranked: list[tuple[int, int, str, float, float]] | None = None
+
+    def weights(self) -> grounding.UnitWeights:
+        a = self.settings.answer
+        return grounding.UnitWeights(a.extractive_word_weight, a.extractive_heading_weight, a.extractive_kind_weight)
+
+    def ranked(self) -> list[tuple[int, int, str, float, float]]:
+        """The passages' units, best answer first (computed once: the quotes and the extractive answer share it)."""
+        if self._ranked is None:
+            self._ranked = grounding.ranked_units(self.question, [h.text for h in self.used], self.embed,
+                                                  self.settings.answer.extractive_min_words,
+                                                  [h.title for h in self.used], self.weights())
+        return self._ranked
+
+    def quotes(self, k: int, margin: float) -> list[str]:
+        """What a quote-only generator may copy: the units that best answer the question (no table rows), at most
+        ``k``, scoring within ``margin`` of the best."""
+        ranked = [r for r in self.ranked() if "|" not in r[2]]
+        if not ranked:
+            return []
+        return [u for _, _, u, score, _ in ranked[:k] if score >= ranked[0][3] - margin]
 
     def run(self, pieces: Iterable[str]) -> Iterator[str]:
         yield from self.gate.run(pieces)
@@ -64,15 +85,19 @@ class GroundedStream:
             sources = [source_of(self.used[n - 1]).model_copy(update={"citation": n}) for n in cited]
             return GroundedAnswer(self.gate.text, sources, max(s.score for s in sources))
         a = self.settings.answer
-        return extractive(self.question, self.used, a.extractive_min_similarity, self.embed, a.extractive_min_words)
+        return extractive(self.question, self.used, a.extractive_min_similarity, self.embed, a.extractive_min_words,
+                          self.weights(), self.ranked())
 
 
-def extractive(question: str, used: Sequence[Hit], min_similarity: float, embed: Embed, min_words: int = 4
-               ) -> GroundedAnswer | None:
-    """The passage sentence closest to the question, quoted with its citation (the next sentence joined when it
-    continues the same point; a table row with its header), or None when none is close enough."""
+def extractive(question: str, used: Sequence[Hit], min_similarity: float, embed: Embed, min_words: int = 4,
+               weights: grounding.UnitWeights = grounding.UnitWeights(),
+               ranked: list[tuple[int, int, str, float, float]] | None = None) -> GroundedAnswer | None:
+    """The passage sentence that best answers the question (``grounding.best_units``), quoted with its citation (the
+    next sentence joined when it continues the same point; a table row with its header), or None when it is not
+    close enough to the question."""
     texts = [h.text for h in used]
-    best = grounding.best_units(question, texts, embed, min_words)
+    best = grounding.best_units(question, texts, embed, min_words, titles=[h.title for h in used], weights=weights,
+                                ranked=ranked)
     if best is None or best[2] < min_similarity:
         return None
     n, sentence, similarity = best

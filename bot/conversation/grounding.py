@@ -129,19 +129,86 @@ def answer_units(passage: str, min_words: int = 4) -> list[str]:
     return out
 
 
-def best_units(question: str, passages: list[str], embed: Embed, min_words: int = 4, join_within: float = 0.05
-               ) -> tuple[int, str, float] | None:
-    """(1-based passage, quote, similarity): the passage unit closest to ``question``, joined with the next unit of
-    the same passage when that one is nearly as close (it continues the point); a table row comes with its header."""
+@dataclasses.dataclass(frozen=True)
+class UnitWeights:
+    """How the extractive answer's units are scored (``unit_scores``): the question's embedding similarity with the
+    unit, plus ``words`` x the share of the question's content words in the unit, ``heading`` x their share in the
+    passage's heading path, and ``kind`` when the question asks for an amount, a count or a duration and the unit
+    holds one. Chosen on the development questions (``bench/extractive.py --set dev --grid``)."""
+
+    words: float = 0.3
+    heading: float = 0.2
+    kind: float = 0.2
+
+
+SIMILARITY_ONLY = UnitWeights(0.0, 0.0, 0.0)
+
+_ASKS_AMOUNT = re.compile(r"\b(how much|cost|costs|price|prices|pricing|fee|fees|charge|charged|pay|paid|rate)\b",
+                          re.IGNORECASE)
+_ASKS_COUNT = re.compile(r"\b(how (many|big|large|often|much)|max|maximum|minimum|limit|limits|cap|size|number of|"
+                         r"quota|allowance|included|includes?)\b", re.IGNORECASE)
+_ASKS_TIME = re.compile(r"\b(how long|how soon|when|until|expire|expires|expiry|days?|hours?|minutes?|weeks?|"
+                        r"months?|years?|time ?out|deadline)\b", re.IGNORECASE)
+_AMOUNT = re.compile(r"[$€£]\s?\d|\d\s?(usd|eur|gbp|dollars?|euros?|cents?)\b", re.IGNORECASE)
+_NUMBER = re.compile(r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|twelve|hundred|thousand)\b",
+                     re.IGNORECASE)
+_DURATION = re.compile(r"\b(\d+|one|two|three|four|five|six|seven|eight|nine|ten|twelve|thirty|sixty|ninety)"
+                       r"[\s-]*(seconds?|minutes?|hours?|days?|weeks?|months?|years?)\b|\b\d{1,2}:\d{2}\b",
+                       re.IGNORECASE)
+
+
+def asks_for(question: str, unit: str) -> bool:
+    """Whether ``unit`` holds the kind of fact ``question`` asks for (an amount, a count or size, a duration)."""
+    if _ASKS_AMOUNT.search(question) and _AMOUNT.search(unit):
+        return True
+    if _ASKS_TIME.search(question) and _DURATION.search(unit):
+        return True
+    return bool(_ASKS_COUNT.search(question) and _NUMBER.search(unit))
+
+
+def unit_scores(question: str, units: Sequence[str], headings: Sequence[str], similarities: np.ndarray,
+                weights: UnitWeights) -> np.ndarray:
+    """Each unit's score as the extractive answer to ``question`` (``headings[i]``: the unit's heading path)."""
+    words = set(content_tokens(question))
+    out = np.asarray(similarities, dtype=float).copy()
+    if not words or weights == SIMILARITY_ONLY:
+        return out
+    for i, (unit, heading) in enumerate(zip(units, headings)):
+        out[i] += weights.words * len(words & set(content_tokens(unit))) / len(words)
+        out[i] += weights.heading * len(words & set(content_tokens(heading))) / len(words)
+        out[i] += weights.kind * asks_for(question, unit)
+    return out
+
+
+def ranked_units(question: str, passages: list[str], embed: Embed, min_words: int = 4,
+                 titles: Sequence[str] | None = None, weights: UnitWeights = UnitWeights()
+                 ) -> list[tuple[int, int, str, float, float]]:
+    """Every unit of the passages (``answer_units``) as (1-based passage, index in it, unit, score, similarity),
+    best answer to ``question`` first (``unit_scores``; the passages' heading paths are ``titles``)."""
     candidates = [(i + 1, j, u) for i, p in enumerate(passages) for j, u in enumerate(answer_units(p, min_words))]
     if not candidates:
-        return None
+        return []
     vectors = embed([question, *(u for _, _, u in candidates)])
     sims = vectors[1:] @ vectors[0]
-    best = int(np.argmax(sims))
-    n, j, unit = candidates[best]
-    if best + 1 < len(candidates):
-        n2, j2, nxt = candidates[best + 1]
-        if n2 == n and j2 == j + 1 and sims[best + 1] >= sims[best] - join_within and "|" not in unit + nxt:
-            unit = f"{unit} {nxt}"
-    return n, unit, float(sims[best])
+    heads = [(titles[n - 1] if titles else "") or "" for n, _, _ in candidates]
+    scores = unit_scores(question, [u for _, _, u in candidates], heads, sims, weights)
+    ranked = [(n, j, u, float(scores[k]), float(sims[k])) for k, (n, j, u) in enumerate(candidates)]
+    return sorted(ranked, key=lambda r: -r[3])
+
+
+def best_units(question: str, passages: list[str], embed: Embed, min_words: int = 4, join_within: float = 0.05,
+               titles: Sequence[str] | None = None, weights: UnitWeights = UnitWeights(),
+               ranked: list[tuple[int, int, str, float, float]] | None = None) -> tuple[int, str, float] | None:
+    """(1-based passage, quote, similarity): the passage unit that best answers ``question`` (``ranked_units``, or
+    ``ranked`` when already computed), joined with the next unit of the same passage when that one scores nearly as
+    well (it continues the point); a table row comes with its header. The similarity returned is the chosen unit's
+    embedding similarity with the question (what ``answer.extractive_min_similarity`` is about)."""
+    if ranked is None:
+        ranked = ranked_units(question, passages, embed, min_words, titles, weights)
+    if not ranked:
+        return None
+    n, j, unit, score, similarity = ranked[0]
+    nxt = next((r for r in ranked if r[0] == n and r[1] == j + 1), None)
+    if nxt is not None and nxt[3] >= score - join_within and "|" not in unit + nxt[2]:
+        unit = f"{unit} {nxt[2]}"
+    return n, unit, similarity

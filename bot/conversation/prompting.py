@@ -59,6 +59,21 @@ def format_passages(passages: list[PromptPassage]) -> str:
     return "\n\n".join(lines)
 
 
+def parse_passages(messages: list[dict[str, str]]) -> list[str]:
+    """The passage texts of a prompt made by ``build_messages`` (without their heading lines), in order."""
+    user = next((m["content"] for m in messages if m.get("role") == "user"), "")
+    block = re.search(r"<passages>\n\n(.*?)\n\n</passages>", user, re.DOTALL)
+    if block is None:
+        return []
+    body, out, n = block.group(1), [], 1
+    while body.startswith(f"[{n}] "):
+        nxt = body.find(f"\n\n[{n + 1}] ")
+        chunk, body = (body, "") if nxt < 0 else (body[:nxt], body[nxt + 2:])
+        out.append(chunk.split("\n", 1)[1] if "\n" in chunk else "")
+        n += 1
+    return out
+
+
 def build_messages(question: str, passages: list[PromptPassage]) -> list[dict[str, str]]:
     """Chat messages (system + user) for a chat-template model."""
     user = f"{format_passages(passages)}\n\n<question>\n{_clean(question)}\n</question>"

@@ -37,4 +37,5 @@ def make_generator(settings: Any) -> Generator:
 
     if g.architecture == "seq2seq":
         return Seq2SeqGenerator(g.model, settings.cache, g.max_new_tokens)
-    return CausalLMGenerator(g.model, settings.cache, g.max_new_tokens, g.dtype, g.prompt_lookup_tokens, g.adapter)
+    return CausalLMGenerator(g.model, settings.cache, g.max_new_tokens, g.dtype, g.prompt_lookup_tokens, g.adapter,
+                             g.quote_only)

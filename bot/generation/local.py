@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from bot.models import load_causal_lm, load_seq2seq_lm
-from bot.conversation.prompting import flatten_messages
+from bot.conversation.prompting import flatten_messages, parse_passages
 
 
 class _LocalGenerator:
@@ -48,20 +48,35 @@ class CausalLMGenerator(_LocalGenerator):
     """AutoModelForCausalLM with its chat template; optional prompt-lookup decoding (greedy-equivalent)."""
 
     def __init__(self, model_ref: str, cache_dir: Path, max_new_tokens: int = 160, dtype: str = "auto",
-                 prompt_lookup_tokens: int = 0, adapter: str = "none") -> None:
+                 prompt_lookup_tokens: int = 0, adapter: str = "none", quote_only: bool = False) -> None:
         super().__init__(model_ref, cache_dir, max_new_tokens)
         self.dtype = dtype
         self.prompt_lookup_tokens = prompt_lookup_tokens
         self.adapter = adapter
+        self.quote_only = quote_only
 
     def _load(self) -> tuple[Any, Any]:
         return load_causal_lm(self.model_ref, self.cache_dir, self.dtype, self.adapter)
 
-    def stream(self, messages: list[dict[str, str]]) -> Iterator[str]:
+    def stream(self, messages: list[dict[str, str]], quotes: list[str] | None = None) -> Iterator[str]:
+        """The answer's text as it is generated. With ``quote_only``, only copies of ``quotes`` (default: the
+        prompt's passages' sentences) or NO_ANSWER can be generated."""
         self.warm_up()
         enc = self._tok.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
                                             return_dict=True)
-        extra = {"prompt_lookup_num_tokens": self.prompt_lookup_tokens} if self.prompt_lookup_tokens else {}
+        extra: dict[str, Any] = {"prompt_lookup_num_tokens": self.prompt_lookup_tokens} \
+            if self.prompt_lookup_tokens else {}
+        if self.quote_only:  # quote-only decoding (bot.generation.quoting): copies of sentences, or NO_ANSWER
+            from transformers import LogitsProcessorList
+
+            from bot.generation.quoting import QuoteConstraint, QuoteLogitsProcessor
+
+            eos = self._model.generation_config.eos_token_id
+            ends = {*(eos if isinstance(eos, list) else [eos]), self._tok.eos_token_id} - {None}
+            constraint = QuoteConstraint.from_passages(
+                self._tok, quotes if quotes is not None else parse_passages(messages), ends)
+            extra["logits_processor"] = LogitsProcessorList(
+                [QuoteLogitsProcessor(constraint, enc["input_ids"].shape[1])])
         yield from _stream_generate(self._tok, self._model, enc, self.max_new_tokens, skip_prompt=True, **extra)
 
 

@@ -197,10 +197,12 @@ class DatabaseSessions:
             conn.execute(delete(self.t["conversations"]).where(self.t["conversations"].c.id == session_id))
         self._forget(session_id)
 
-    def log_unanswered(self, session_id: str, question: str, best_entry: str | None, best_score: float | None
-                       ) -> None:
+    def log_unanswered(self, session_id: str, question: str, best_entry: str | None, best_score: float | None,
+                       ts: float | None = None) -> None:
+        """Record a question the bot could not answer (``ts``: when, default now)."""
         with self._writing() as conn:
-            conn.execute(self.t["unanswered"].insert().values(ts=time.time(), conversation_id=session_id,
+            conn.execute(self.t["unanswered"].insert().values(ts=time.time() if ts is None else ts,
+                                                              conversation_id=session_id,
                                                               question=question, best_entry=best_entry,
                                                               best_score=best_score))
 

@@ -1,0 +1,129 @@
+"""Quote-only decoding: the language model may only copy its passages' sentences (or say ``NO_ANSWER``).
+
+With ``generator.quote_only`` the local causal LM still reads the question and the passages and decides what to
+say, but each token it may choose continues a copy of passage text that starts at a sentence (or list item) of a
+passage; at the end of a sentence it may stop, go on with the next one, or start another sentence elsewhere. It
+cannot invent a number, flip a "no" or write a sentence the passages do not hold, so what it writes passes the
+grounding check as a copy (``facts.copied``); the model's part is choosing the sentences that answer. Prompt-lookup
+drafting (``generator.prompt_lookup_tokens``) drafts from the prompt, where the copied text is, so copies are fast.
+
+``QuoteConstraint`` is the state machine over token ids; ``QuoteLogitsProcessor`` applies it in ``generate``. The
+state is recomputed from the generated ids at every call, so it holds for drafted (prompt-lookup) tokens too.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Iterable, Sequence
+
+from bot.conversation.prompting import NO_ANSWER
+
+# Where a quote may start: the start of a passage, of a line that is not a heading or a table line, or of a
+# sentence (after . ! ? and a space).
+_SENTENCE_START = re.compile(r"(?:(?<=[.!?])|(?<=[.!?][\"')*]))[ \t]+(?=\S)|^(?=[^#|\s])", re.MULTILINE)
+_LIST_MARK = re.compile(r"(?:[-*]|\d+\.)[ \t]+")
+_ENDS = re.compile(r"[.!?][*\"')]*\s*$")  # a token that ends a sentence
+
+
+class QuoteConstraint:
+    """Which token ids may come next, given the ids generated so far, when only passage sentences may be copied.
+
+    ``segments`` are the token ids of each passage (and of ``NO_ANSWER``); ``starts`` the (segment, index) pairs
+    where a quote may begin. A position is a boundary (where the quote may end or jump to another start) when it is
+    a start, a segment's end, after a sentence's final punctuation or before a line break."""
+
+    def __init__(self, segments: Sequence[Sequence[int]], starts: Iterable[tuple[int, int]], end_ids: Iterable[int],
+                 other: dict[int, int] | None = None, texts: dict[int, str] | None = None) -> None:
+        texts = texts or {}  # token id -> its text
+        self.end_ids = set(end_ids)
+        self.segments = [list(s) for s in segments]
+        self.starts = sorted({(s, i) for s, i in starts if 0 <= i < len(self.segments[s])})
+        self.start_set = set(self.starts)
+        # where a quote may end: a start, the segment's end, after a sentence's final punctuation, before a line break
+        self.boundaries = set(self.start_set)
+        for s, seg in enumerate(self.segments):
+            self.boundaries.add((s, len(seg)))
+            for i in range(1, len(seg)):
+                if _ENDS.search(texts.get(seg[i - 1], "")) or "\n" in texts.get(seg[i], ""):
+                    self.boundaries.add((s, i))
+        # a start token's other form: without its leading space (the answer's first token: "It" for " It"), or with
+        # one (a passage's first word when another sentence precedes it in the answer: " We" for "We")
+        self.other = other or {}
+        self._first = {self.segments[s][i] for s, i in self.starts}
+        self._first_any = self._first | {self.other[t] for t in self._first if t in self.other}
+
+    @classmethod
+    def from_passages(cls, tokenizer: Any, passages: Sequence[str], end_ids: Iterable[int]) -> "QuoteConstraint":
+        segments: list[list[int]] = []
+        starts: list[tuple[int, int]] = []
+        for text in [*passages, NO_ANSWER]:
+            enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+            ids, offsets = list(enc["input_ids"]), list(enc["offset_mapping"])
+            s = len(segments)
+            segments.append(ids)
+            if text == NO_ANSWER:
+                starts.append((s, 0))
+                continue
+            for m in _SENTENCE_START.finditer(text):
+                at = m.end()
+                mark = _LIST_MARK.match(text, at)  # "- item", "1. step": quote the item, not its mark
+                if mark:
+                    at = mark.end()
+                # the token that holds the character at ``at`` (its leading space may be part of it)
+                index = next((k for k, (a, b) in enumerate(offsets) if b > at), None)
+                if index is not None:
+                    starts.append((s, index))
+        other = {}
+        for s, i in starts:
+            token = segments[s][i]
+            piece = tokenizer.convert_ids_to_tokens(token)
+            if not isinstance(piece, str):
+                continue
+            alt = tokenizer.convert_tokens_to_ids(piece[1:] if piece.startswith("Ġ") else "Ġ" + piece)
+            if isinstance(alt, int) and alt != getattr(tokenizer, "unk_token_id", None):
+                other[token] = alt
+        texts = {t: tokenizer.decode([t]) for seg in segments for t in seg}
+        return cls(segments, starts, end_ids, other, texts)
+
+    def _after(self, positions: set[tuple[int, int]], token: int, first: bool) -> set[tuple[int, int]]:
+        nxt = {(s, i + 1) for s, i in positions if i < len(self.segments[s]) and self.segments[s][i] == token}
+        if first or self._boundary(positions):
+            nxt |= {(s, i + 1) for s, i in self.starts
+                    if token in (self.segments[s][i], self.other.get(self.segments[s][i]))}
+        return nxt
+
+    def _boundary(self, positions: set[tuple[int, int]]) -> bool:
+        return any(p in self.boundaries for p in positions)
+
+    def allowed(self, generated: Sequence[int]) -> set[int]:
+        """The ids that may follow ``generated`` (the answer's ids so far)."""
+        if not generated:
+            return self._first_any
+        positions: set[tuple[int, int]] = set()
+        for k, token in enumerate(generated):
+            if token in self.end_ids:
+                return set(self.end_ids)
+            positions = self._after(positions, token, first=k == 0)
+            if not positions:  # off every passage (cannot happen under the constraint): stop
+                return set(self.end_ids)
+        out = {self.segments[s][i] for s, i in positions if i < len(self.segments[s])}
+        if self._boundary(positions):
+            out |= self._first_any | self.end_ids
+        return out
+
+
+class QuoteLogitsProcessor:
+    """A transformers logits processor: every token the constraint does not allow gets -inf."""
+
+    def __init__(self, constraint: QuoteConstraint, prompt_length: int) -> None:
+        self.constraint = constraint
+        self.prompt_length = prompt_length
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        import torch
+
+        mask = torch.full_like(scores, float("-inf"))
+        for row in range(input_ids.shape[0]):
+            allowed = sorted(self.constraint.allowed(input_ids[row, self.prompt_length:].tolist()))
+            mask[row, allowed] = 0.0
+        return scores + mask

@@ -1,0 +1,78 @@
+"""Quote-only decoding (bot/generation/quoting.py): the token constraint on the bundled SmolLM2's own tokenizer, and
+the real model (with the shipped adapter) answering under it."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.config import load_settings
+from bot.conversation.prompting import NO_ANSWER, PromptPassage, build_messages, parse_passages
+from bot.generation.quoting import QuoteConstraint
+
+PASSAGES = [
+    "Standard delivery with DHL Paket costs **€4.95** and takes **1-3 business days** after dispatch. It is free on "
+    "orders of **€75 or more**.\n\n- Express delivery costs **€9.95**.\n| Country | Cost |\n|---|---|\n| UK | €19.95 |",
+    "We do not ship to the Canary Islands.",
+]
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    from transformers import AutoTokenizer
+
+    from bot.models import generator_location
+
+    settings = load_settings()
+    return AutoTokenizer.from_pretrained(generator_location("bundled:smollm2", "none", settings.cache))
+
+
+def copies(constraint: QuoteConstraint, tokenizer, text: str) -> tuple[bool, bool]:
+    """(every token of ``text`` is allowed in turn, the answer may end after it)."""
+    ids = tokenizer(text, add_special_tokens=False).input_ids
+    for k, token in enumerate(ids):
+        if token not in constraint.allowed(ids[:k]):
+            return False, False
+    return True, bool(constraint.end_ids & constraint.allowed(ids))
+
+
+def test_only_copies_of_whole_passage_sentences_can_be_written(tokenizer):
+    c = QuoteConstraint.from_passages(tokenizer, PASSAGES, [tokenizer.eos_token_id])
+    assert copies(c, tokenizer, "It is free on orders of **€75 or more**.") == (True, True)
+    # sentences of two passages, and a list item after a sentence, in any order
+    assert copies(c, tokenizer, "We do not ship to the Canary Islands. It is free on orders of **€75 or more**.") \
+        == (True, True)
+    assert copies(c, tokenizer, "It is free on orders of **€75 or more**.\n\n- Express delivery costs **€9.95**.") \
+        == (True, True)
+    assert copies(c, tokenizer, NO_ANSWER) == (True, True)
+    # a sentence cut short cannot end the answer; a changed number, a flipped "no", an invented word cannot be written
+    assert copies(c, tokenizer, "Standard delivery with DHL Paket costs **€4.95**") == (True, False)
+    assert copies(c, tokenizer, "Standard delivery with DHL Paket costs **€9.95**")[0] is False
+    assert copies(c, tokenizer, "We do ship to the Canary Islands.")[0] is False
+    assert copies(c, tokenizer, "Yes, it is free on orders of **€75 or more**.")[0] is False
+    # a table line or a heading is never the start of a quote; mid-sentence starts are not either
+    assert copies(c, tokenizer, "| UK | €19.95 |")[0] is False
+    assert copies(c, tokenizer, "takes **1-3 business days** after dispatch.")[0] is False
+
+
+def test_the_passages_are_read_back_from_the_prompt():
+    messages = build_messages("how much?", [PromptPassage("Shipping > Germany", PASSAGES[0]),
+                                            PromptPassage("", PASSAGES[1])])
+    assert parse_passages(messages) == PASSAGES
+    assert parse_passages([{"role": "user", "content": "no passages here"}]) == []
+
+
+@pytest.mark.slow
+def test_the_bot_quotes_the_sentence_that_answers(demo_kb_path, tmp_path):
+    from bench.common import RecordingGenerator
+    from bot.engine import Bot
+    from tests.test_engine import demo_settings
+
+    settings = demo_settings(demo_kb_path, tmp_path, generator={"quote_only": True, "max_new_tokens": 80})
+    bot = Bot(settings=settings).warm_up()
+    bot.generator = recorder = RecordingGenerator(bot.generator)
+    reply = bot.chat("How long does a warranty repair take?")
+    assert reply.mode == "generated" and not reply.extractive, reply
+    assert "10-15 business days" in reply.text and reply.sources
+    written = recorder.outputs[-1]["answer"]
+    passages = " ".join(" ".join(s.text.split()) for s in reply.sources).replace("**", "")
+    assert " ".join(written.split()).replace("**", "") in passages  # a copy, word for word
