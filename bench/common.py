@@ -51,6 +51,9 @@ class RecordingGenerator:
         self.inner = inner
         self.outputs: list[dict] = []
 
+    def __getattr__(self, name):  # quote_only and the rest: the wrapped generator's
+        return getattr(self.inner, name)
+
     def warm_up(self):
         self.inner.warm_up()
         return self

@@ -37,9 +37,10 @@ class GeneratorSettings(Section):
     prompt_lookup_tokens: int = Field(10, ge=0, le=64, description="Prompt-lookup decoding: draft this many "
                                       "tokens from n-grams of the prompt (answers copy from the passages) and "
                                       "verify them in one step; same output as greedy. 0 = off.")
-    quote_only: bool = Field(False, description="Local causal LM only: the model may only copy passage sentences "
-                             "(the quote_candidates best ones, in the order it chooses) or say NO_ANSWER "
-                             "(bot/generation/quoting.py); it cannot write a sentence the passages do not hold.")
+    quote_only: bool = Field(True, description="The local causal LM may only copy passage sentences (the "
+                             "quote_candidates best ones, in the order it chooses) or say NO_ANSWER "
+                             "(bot/generation/quoting.py): it cannot write a sentence the passages do not hold. "
+                             "Off: it writes freely, checked sentence by sentence. Other backends ignore it.")
     quote_candidates: int = Field(3, ge=1, le=50, description="With quote_only: the passage sentences the model may "
                                   "copy, the best answers to the question by the extractive scorer "
                                   "(grounding.unit_scores).")
@@ -52,13 +53,6 @@ class GeneratorSettings(Section):
                                                    "e.g. http://127.0.0.1:8080/v1 (vLLM, llama.cpp, TGI).")
     api_key: str | None = Field(None, description="Bearer key for backend='openai' (or $OPENAI_API_KEY).")
     timeout_s: float = Field(60.0, gt=0, description="HTTP timeout for backend='openai'.")
-
-    @model_validator(mode="after")
-    def _quote_only_is_local(self) -> "GeneratorSettings":
-        if self.quote_only and (self.backend != "transformers" or self.architecture != "causal"):
-            raise ValueError("generator.quote_only needs the local causal LM (backend = 'transformers', "
-                             "architecture = 'causal'): it constrains the model's tokens")
-        return self
 
 
 class AnswerSettings(Section):

@@ -252,9 +252,11 @@ class Bot:
         elif plan.action == "generate":  # only sentences that passed the grounding check are streamed
             prompt = build_messages(masked, [PromptPassage(h.title, h.text) for h in plan.passages])
             grounded = GroundedStream(message, plan.passages, self.settings, self.consistency, self.similarity.embed)
-            g = self.settings.generator
-            options = {"quotes": grounded.quotes(g.quote_candidates, g.quote_margin)} if g.quote_only else {}
-            yield from grounded.run(self.generator.stream(prompt, **options))
+            g = self.settings.generator  # a quote-only generator copies the best sentences (bot/generation/quoting.py)
+            quotes = grounded.quotes(g.quote_candidates, g.quote_margin) \
+                if getattr(self.generator, "quote_only", False) else []
+            if quotes is not None:  # None: the answer is a table row, quoted with its header (extractive)
+                yield from grounded.run(self.generator.stream(prompt, **({"quotes": quotes} if quotes else {})))
             answer = grounded.result()
             if answer is not None:
                 reply = self._reply(session, "generated", answer.text, answer.confidence, answer.sources, start,

@@ -197,3 +197,10 @@ def test_the_extractive_answer_quotes_the_fact_from_the_real_passages(demo_kb):
     hits = [h for h in demo_kb.search("what does express shipping cost inside germany", k=4) if h.kind == "document"]
     answer = extractive("what does express shipping cost inside germany", hits, 0.3, demo_kb.embedder.embed)
     assert answer is not None and answer.extractive and "€9.95" in answer.text and answer.text.endswith("[1]")
+
+
+def test_a_sentence_longer_than_the_classifiers_window_is_checked_not_crashed_on():
+    checker = ConsistencyChecker.from_settings(load_settings())
+    long_claim = "You can keep using the service while " + "the account stays active and billed monthly, " * 30
+    scores = checker.scores([long_claim], ["The service is billed monthly while the account is active."])
+    assert len(scores) == 1 and 0.0 <= scores[0] <= 1.0

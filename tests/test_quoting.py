@@ -76,3 +76,23 @@ def test_the_bot_quotes_the_sentence_that_answers(demo_kb_path, tmp_path):
     written = recorder.outputs[-1]["answer"]
     passages = " ".join(" ".join(s.text.split()) for s in reply.sources).replace("**", "")
     assert " ".join(written.split()).replace("**", "") in passages  # a copy, word for word
+
+
+def test_chosen_quotes_are_copied_from_their_start_and_may_stop_after_a_sentence(tokenizer):
+    quote = "Warranty repairs take 10-15 business days. We email you when the repair is finished."
+    c = QuoteConstraint.from_passages(tokenizer, [quote], [tokenizer.eos_token_id], every_sentence=False)
+    assert copies(c, tokenizer, "Warranty repairs take 10-15 business days.") == (True, True)
+    assert copies(c, tokenizer, quote) == (True, True)
+    assert copies(c, tokenizer, "We email you when the repair is finished.")[0] is False  # not a start of its own
+
+
+def test_a_table_row_that_answers_best_is_quoted_with_its_header_not_copied(demo_kb):
+    from bot.conversation.grounded import GroundedStream
+
+    settings = load_settings()
+    question = "what does shipping to australia cost"
+    hits = [h for h in demo_kb.search(question, k=4) if h.kind == "document"]
+    stream = GroundedStream(question, hits, settings, None, demo_kb.embedder.embed)
+    assert "Australia" in stream.ranked()[0][2] and stream.quotes(3, 0.1) is None
+    answer = stream.result()  # nothing generated: the extractive answer, the row with its header
+    assert answer is not None and answer.extractive and "€39.95" in answer.text and "| Country |" in answer.text

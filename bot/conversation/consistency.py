@@ -71,7 +71,8 @@ class _Loaded:
         if not claims:
             return []
         with self.lock:
-            enc = self.tokenizer(list(claims), list(passages), padding=True, truncation="only_second",
+            # the passage is cut first; a claim too long for the window is cut too ("only_second" would raise)
+            enc = self.tokenizer(list(claims), list(passages), padding=True, truncation="longest_first",
                                  max_length=self.max_length, return_tensors="pt")
         with torch.inference_mode():
             logits = self.model(**enc).logits.float()

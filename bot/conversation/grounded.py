@@ -66,13 +66,24 @@ class GroundedStream:
                                                   [h.title for h in self.used], self.weights())
         return self._ranked
 
-    def quotes(self, k: int, margin: float) -> list[str]:
-        """What a quote-only generator may copy: the units that best answer the question (no table rows), at most
-        ``k``, scoring within ``margin`` of the best."""
-        ranked = [r for r in self.ranked() if "|" not in r[2]]
-        if not ranked:
-            return []
-        return [u for _, _, u, score, _ in ranked[:k] if score >= ranked[0][3] - margin]
+    def quotes(self, k: int, margin: float) -> list[str] | None:
+        """What a quote-only generator may copy: the units that best answer the question, at most ``k``, scoring
+        within ``margin`` of the best, each with the unit that follows it in its passage (the model may stop after
+        the first or go on: an answer often takes two sentences). None when the best is a table row: a row is quoted
+        with its header, by the extractive answer, not copied by the model."""
+        ranked = self.ranked()
+        if not ranked or "|" in ranked[0][2]:
+            return None
+        units = {(n, j): u for n, j, u, _, _ in ranked}
+        out: list[str] = []
+        for n, j, unit, score, _ in ranked:
+            if len(out) == k or score < ranked[0][3] - margin:
+                break
+            if "|" in unit:
+                continue
+            nxt = units.get((n, j + 1))
+            out.append(f"{unit} {nxt}" if nxt and "|" not in nxt else unit)
+        return out
 
     def run(self, pieces: Iterable[str]) -> Iterator[str]:
         yield from self.gate.run(pieces)

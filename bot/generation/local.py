@@ -73,8 +73,8 @@ class CausalLMGenerator(_LocalGenerator):
 
             eos = self._model.generation_config.eos_token_id
             ends = {*(eos if isinstance(eos, list) else [eos]), self._tok.eos_token_id} - {None}
-            constraint = QuoteConstraint.from_passages(
-                self._tok, quotes if quotes is not None else parse_passages(messages), ends)
+            constraint = QuoteConstraint.from_passages(  # chosen quotes are copied from their starts
+                self._tok, quotes if quotes is not None else parse_passages(messages), ends, quotes is None)
             extra["logits_processor"] = LogitsProcessorList(
                 [QuoteLogitsProcessor(constraint, enc["input_ids"].shape[1])])
         yield from _stream_generate(self._tok, self._model, enc, self.max_new_tokens, skip_prompt=True, **extra)

@@ -1,11 +1,13 @@
-"""Quote-only decoding: the language model may only copy its passages' sentences (or say ``NO_ANSWER``).
+"""Quote-only decoding: the language model may only copy chosen passage sentences (or say ``NO_ANSWER``).
 
 With ``generator.quote_only`` the local causal LM still reads the question and the passages and decides what to
-say, but each token it may choose continues a copy of passage text that starts at a sentence (or list item) of a
-passage; at the end of a sentence it may stop, go on with the next one, or start another sentence elsewhere. It
-cannot invent a number, flip a "no" or write a sentence the passages do not hold, so what it writes passes the
-grounding check as a copy (``facts.copied``); the model's part is choosing the sentences that answer. Prompt-lookup
-drafting (``generator.prompt_lookup_tokens``) drafts from the prompt, where the copied text is, so copies are fast.
+say, but each token it may choose continues a copy. The engine gives it the quotes to choose from
+(``GroundedStream.quotes``: the sentences the extractive scorer ranks best, each with the sentence after it); a quote
+is copied from its start, may end at any sentence end inside it, and may be followed by another quote. Without
+chosen quotes (a direct call), any sentence of the prompt's passages may start a copy. The model cannot invent a
+number, flip a "no" or write a sentence the passages do not hold, so what it writes passes the grounding check as a
+copy (``facts.copied``); its part is choosing. Prompt-lookup drafting (``generator.prompt_lookup_tokens``) drafts
+from the prompt, where the copied text is, so copies are fast.
 
 ``QuoteConstraint`` is the state machine over token ids; ``QuoteLogitsProcessor`` applies it in ``generate``. The
 state is recomputed from the generated ids at every call, so it holds for drafted (prompt-lookup) tokens too.
@@ -53,7 +55,10 @@ class QuoteConstraint:
         self._first_any = self._first | {self.other[t] for t in self._first if t in self.other}
 
     @classmethod
-    def from_passages(cls, tokenizer: Any, passages: Sequence[str], end_ids: Iterable[int]) -> "QuoteConstraint":
+    def from_passages(cls, tokenizer: Any, passages: Sequence[str], end_ids: Iterable[int],
+                      every_sentence: bool = True) -> "QuoteConstraint":
+        """The constraint for copying ``passages``: from any of their sentences, or (``every_sentence`` false: each
+        passage is one chosen quote) from their starts only."""
         segments: list[list[int]] = []
         starts: list[tuple[int, int]] = []
         for text in [*passages, NO_ANSWER]:
@@ -61,7 +66,7 @@ class QuoteConstraint:
             ids, offsets = list(enc["input_ids"]), list(enc["offset_mapping"])
             s = len(segments)
             segments.append(ids)
-            if text == NO_ANSWER:
+            if text == NO_ANSWER or not every_sentence:
                 starts.append((s, 0))
                 continue
             for m in _SENTENCE_START.finditer(text):
