@@ -96,3 +96,27 @@ def test_a_table_row_that_answers_best_is_quoted_with_its_header_not_copied(demo
     assert "Australia" in stream.ranked()[0][2] and stream.quotes(3, 0.1) is None
     answer = stream.result()  # nothing generated: the extractive answer, the row with its header
     assert answer is not None and answer.extractive and "€39.95" in answer.text and "| Country |" in answer.text
+
+
+def test_a_quote_never_stops_inside_a_number_or_after_an_abbreviation(tokenizer):
+    text = "Standard delivery costs €4.95 and takes 2-4 business days. Refunds are possible for annual plans, e.g. " \
+           "yearly ones, within 30 days."
+    c = QuoteConstraint.from_passages(tokenizer, [text], [tokenizer.eos_token_id])
+    assert copies(c, tokenizer, "Standard delivery costs €4.") == (True, False)
+    assert copies(c, tokenizer, "Refunds are possible for annual plans, e.g.") == (True, False)
+    assert copies(c, tokenizer, "yearly ones, within 30 days.")[0] is False  # "e.g. yearly" is no sentence start
+    assert copies(c, tokenizer, "Refunds are possible for annual plans, e.g. yearly ones, within 30 days.") == \
+        (True, True)
+    assert copies(c, tokenizer, "Standard delivery costs €4.95 and takes 2-4 business days. NO_ANSWER")[0] is False
+    empty = QuoteConstraint.from_passages(tokenizer, ["", "Hi there, friend."], [tokenizer.eos_token_id],
+                                          every_sentence=False)
+    assert copies(empty, tokenizer, "Hi there, friend.") == (True, True)
+
+
+def test_a_last_sentence_cut_off_by_the_token_budget_is_never_shown():
+    from bot.conversation.verified import Verdict, verify_text
+
+    accept = lambda sentence: Verdict(True, (1,))  # noqa: E731
+    cut = verify_text("It costs €5.99 per month. It renews every 12", accept)
+    assert cut.text == "It costs €5.99 per month." and "cut off" in cut.rejected
+    assert verify_text("Express delivery costs €9.95 [1]", accept).text == "Express delivery costs €9.95 [1]"

@@ -39,6 +39,7 @@ _BOUNDARY = re.compile(r"(?<=[.!?])\s+(?=[^\s\[])|(?<=[.!?] \[\d\])\s+(?=\S)|(?<
 _CITE = re.compile(r"\s*\[\d{1,2}\]")
 _LEADING_CITATION = re.compile(r"^\W*\[\d{1,2}\]\s*\S")  # "[2] Delivery > Packstation": the prompt's heading line
 _NO_ANSWER_START = re.compile(r"^\W*no[\s_]?answer\b", re.IGNORECASE)
+_COMPLETE = re.compile(r"(?:[.!?:][*\"')\]]*|\[\d{1,2}\])\s*$")  # a last sentence that ended (or was cited)
 MIN_CONTENT_WORDS = 3  # a shorter sentence ("Yes.") waits for the next one
 
 
@@ -145,6 +146,9 @@ class SentenceGate:
             if tail:
                 if not self.released and _NO_ANSWER_START.match(tail):  # "NO_ANSWER", "no answer" (not "No account")
                     self.no_answer = True
+                    return
+                if not _COMPLETE.search(tail):  # cut off (the token budget ran out) before its end: never shown
+                    self.rejected = "cut off before the end of the sentence"
                     return
                 out = self._release(tail)
                 if out is not None:

@@ -24,7 +24,35 @@ from bot.conversation.prompting import NO_ANSWER
 # sentence (after . ! ? and a space).
 _SENTENCE_START = re.compile(r"(?:(?<=[.!?])|(?<=[.!?][\"')*]))[ \t]+(?=\S)|^(?=[^#|\s])", re.MULTILINE)
 _LIST_MARK = re.compile(r"(?:[-*]|\d+\.)[ \t]+")
-_ENDS = re.compile(r"[.!?][*\"')]*\s*$")  # a token that ends a sentence
+# A sentence's end: final punctuation (and closing marks) before whitespace or the end - not the point inside
+# "€4.95", nor the one of "e.g." or "incl.".
+_SENTENCE_END = re.compile(r"[.!?][*\"')\]]*(?=\s|$)")
+_ABBREVIATION = re.compile(r"(?:[A-Za-z]\.)*[A-Za-z]|excl|incl|approx|etc|vs|no|nr|min|max|mr|mrs|ms|dr|st|ca|cf",
+                           re.IGNORECASE)
+_COMPLETE = re.compile(r"[.!?:][*\"')\]]*\s*$")  # a line or text that ends a sentence (or a lead-in)
+
+
+def _sentence_ends(text: str, offsets: Sequence[tuple[int, int]]) -> list[int]:
+    """Token indices at which a copy of ``text`` may stop: after a sentence's final punctuation, and before the line
+    break that closes a list item or a line ending in punctuation (never inside a number or after an abbreviation,
+    never at a hard-wrapped line inside a sentence)."""
+    chars = []
+    for m in _SENTENCE_END.finditer(text):
+        words = text[:m.start()].split()
+        if m.group(0).startswith(".") and words and _ABBREVIATION.fullmatch(words[-1].strip("*\"'(")):
+            continue
+        chars.append(m.end())
+    line_start = 0
+    for m in re.finditer(r"\n", text):
+        line = text[line_start:m.start()].strip()
+        if line and (_COMPLETE.search(line) or _LIST_MARK.match(line)):
+            chars.append(m.start())
+        line_start = m.end()
+    out = []
+    for c in chars:  # the first token that starts at or after the character
+        index = next((k for k, (a, _) in enumerate(offsets) if a >= c), len(offsets))
+        out.append(index)
+    return out
 
 
 class QuoteConstraint:
@@ -35,24 +63,23 @@ class QuoteConstraint:
     a start, a segment's end, after a sentence's final punctuation or before a line break."""
 
     def __init__(self, segments: Sequence[Sequence[int]], starts: Iterable[tuple[int, int]], end_ids: Iterable[int],
-                 other: dict[int, int] | None = None, texts: dict[int, str] | None = None) -> None:
-        texts = texts or {}  # token id -> its text
+                 other: dict[int, int] | None = None, ends: Iterable[tuple[int, int]] = (),
+                 opening_only: Iterable[int] = ()) -> None:
         self.end_ids = set(end_ids)
         self.segments = [list(s) for s in segments]
         self.starts = sorted({(s, i) for s, i in starts if 0 <= i < len(self.segments[s])})
         self.start_set = set(self.starts)
-        # where a quote may end: a start, the segment's end, after a sentence's final punctuation, before a line break
-        self.boundaries = set(self.start_set)
-        for s, seg in enumerate(self.segments):
-            self.boundaries.add((s, len(seg)))
-            for i in range(1, len(seg)):
-                if _ENDS.search(texts.get(seg[i - 1], "")) or "\n" in texts.get(seg[i], ""):
-                    self.boundaries.add((s, i))
+        # where a quote may end (``ends``: after a sentence's final punctuation, before a line that ends an item,
+        # a segment's end when it is one) and where another may start
+        self.boundaries = self.start_set | set(ends)
+        self.later_starts = [(s, i) for s, i in self.starts if s not in set(opening_only)]  # NO_ANSWER opens only
         # a start token's other form: without its leading space (the answer's first token: "It" for " It"), or with
         # one (a passage's first word when another sentence precedes it in the answer: " We" for "We")
         self.other = other or {}
         self._first = {self.segments[s][i] for s, i in self.starts}
         self._first_any = self._first | {self.other[t] for t in self._first if t in self.other}
+        later = {self.segments[s][i] for s, i in self.later_starts}
+        self._later_any = later | {self.other[t] for t in later if t in self.other}
 
     @classmethod
     def from_passages(cls, tokenizer: Any, passages: Sequence[str], end_ids: Iterable[int],
@@ -61,23 +88,32 @@ class QuoteConstraint:
         passage is one chosen quote) from their starts only."""
         segments: list[list[int]] = []
         starts: list[tuple[int, int]] = []
+        ends: list[tuple[int, int]] = []
         for text in [*passages, NO_ANSWER]:
             enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
             ids, offsets = list(enc["input_ids"]), list(enc["offset_mapping"])
             s = len(segments)
             segments.append(ids)
             if text == NO_ANSWER or not every_sentence:
-                starts.append((s, 0))
-                continue
-            for m in _SENTENCE_START.finditer(text):
-                at = m.end()
-                mark = _LIST_MARK.match(text, at)  # "- item", "1. step": quote the item, not its mark
-                if mark:
-                    at = mark.end()
-                # the token that holds the character at ``at`` (its leading space may be part of it)
-                index = next((k for k, (a, b) in enumerate(offsets) if b > at), None)
-                if index is not None:
-                    starts.append((s, index))
+                if ids:
+                    starts.append((s, 0))
+            else:
+                for m in _SENTENCE_START.finditer(text):
+                    words = text[:m.start()].split()
+                    if words and words[-1].endswith(".") and m.start() > 0 and text[m.start() - 1] != "\n" \
+                            and _ABBREVIATION.fullmatch(words[-1].rstrip(".").strip("*\"'(")):
+                        continue  # "e.g. yearly": not a new sentence
+                    at = m.end()
+                    mark = _LIST_MARK.match(text, at)  # "- item", "1. step": quote the item, not its mark
+                    if mark:
+                        at = mark.end()
+                    # the token that holds the character at ``at`` (its leading space may be part of it)
+                    index = next((k for k, (a, b) in enumerate(offsets) if b > at), None)
+                    if index is not None:
+                        starts.append((s, index))
+            ends += [(s, i) for i in _sentence_ends(text, offsets)]
+            if text == NO_ANSWER or not every_sentence or _COMPLETE.search(text):
+                ends.append((s, len(ids)))  # a chosen quote is whole; a passage cut mid-sentence is not
         other = {}
         for s, i in starts:
             token = segments[s][i]
@@ -87,13 +123,12 @@ class QuoteConstraint:
             alt = tokenizer.convert_tokens_to_ids(piece[1:] if piece.startswith("Ġ") else "Ġ" + piece)
             if isinstance(alt, int) and alt != getattr(tokenizer, "unk_token_id", None):
                 other[token] = alt
-        texts = {t: tokenizer.decode([t]) for seg in segments for t in seg}
-        return cls(segments, starts, end_ids, other, texts)
+        return cls(segments, starts, end_ids, other, ends, opening_only=[len(segments) - 1])
 
     def _after(self, positions: set[tuple[int, int]], token: int, first: bool) -> set[tuple[int, int]]:
         nxt = {(s, i + 1) for s, i in positions if i < len(self.segments[s]) and self.segments[s][i] == token}
         if first or self._boundary(positions):
-            nxt |= {(s, i + 1) for s, i in self.starts
+            nxt |= {(s, i + 1) for s, i in (self.starts if first else self.later_starts)
                     if token in (self.segments[s][i], self.other.get(self.segments[s][i]))}
         return nxt
 
@@ -113,7 +148,7 @@ class QuoteConstraint:
                 return set(self.end_ids)
         out = {self.segments[s][i] for s, i in positions if i < len(self.segments[s])}
         if self._boundary(positions):
-            out |= self._first_any | self.end_ids
+            out |= self._later_any | self.end_ids
         return out
 
 
