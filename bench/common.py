@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import statistics
 import sys
 from pathlib import Path
@@ -31,8 +32,8 @@ def banking77_entries(train: dict[str, list[str]]) -> list[dict]:
 
 
 def percentiles(values_ms: list[float]) -> dict[str, float]:
-    s = sorted(values_ms)
-    return {"p50_ms": round(statistics.median(s), 2), "p95_ms": round(s[int(0.95 * (len(s) - 1))], 2),
+    s = sorted(values_ms)  # p95: nearest rank (the smallest value with at least 95% of the values at or below it)
+    return {"p50_ms": round(statistics.median(s), 2), "p95_ms": round(s[max(0, math.ceil(0.95 * len(s)) - 1)], 2),
             "mean_ms": round(statistics.fmean(s), 2)}
 
 
@@ -44,8 +45,9 @@ def save(name: str, data: dict) -> Path:
 
 
 class RecordingGenerator:
-    """Wraps a generator and records what the language model wrote (``outputs``: one ``{"answer": text}`` per
-    call, the whole text it produced before the bot's checks stopped reading it)."""
+    """Wraps a generator and records what the language model wrote (``outputs``: one ``{"answer": text,
+    "passages": [...]}`` per call, the whole text it produced before the bot's checks stopped reading it, and the
+    passages its prompt held)."""
 
     def __init__(self, inner) -> None:
         self.inner = inner
@@ -64,7 +66,9 @@ class RecordingGenerator:
         return text
 
     def stream(self, messages, **options):
-        record = {"answer": ""}
+        from bot.conversation.prompting import parse_passages
+
+        record = {"answer": "", "passages": parse_passages(messages)}
         self.outputs.append(record)
         for piece in self.inner.stream(messages, **options):
             record["answer"] += piece

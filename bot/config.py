@@ -47,6 +47,10 @@ class GeneratorSettings(Section):
     quote_margin: float = Field(0.1, ge=0.0, le=5.0, description="With quote_only: only sentences scoring within "
                                 "this of the best one are candidates (the model settles near-ties; a clear best "
                                 "is the only one it may copy).")
+    quote_prompt: Literal["all", "quoted"] = Field(
+        "quoted", description="With quote_only, which retrieved passages the prompt shows the model: 'all' "
+                           "(max_passages) or 'quoted' (only those holding a candidate quote: a shorter prompt, "
+                           "a faster first sentence).")
     max_new_tokens: int = Field(160, ge=1, le=4096, description="Longest generated answer, in tokens.")
     max_passages: int = Field(3, ge=1, le=20, description="Retrieved passages put in the prompt.")
     base_url: str | None = Field(None, description="OpenAI-compatible endpoint for backend='openai', "

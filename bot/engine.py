@@ -255,6 +255,9 @@ class Bot:
             g = self.settings.generator  # a quote-only generator copies the best sentences (bot/generation/quoting.py)
             quotes = grounded.quotes(g.quote_candidates, g.quote_margin) \
                 if getattr(self.generator, "quote_only", False) else []
+            if quotes and g.quote_prompt == "quoted":  # the model reads only the passages it may quote
+                prompt = build_messages(masked, [PromptPassage(h.title, h.text)
+                                                 for h in (plan.passages[n - 1] for n in grounded.quoted)])
             if quotes is not None:  # None: the answer is a table row, quoted with its header (extractive)
                 yield from grounded.run(self.generator.stream(prompt, **({"quotes": quotes} if quotes else {})))
             answer = grounded.result()

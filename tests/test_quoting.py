@@ -76,6 +76,15 @@ def test_the_bot_quotes_the_sentence_that_answers(demo_kb_path, tmp_path):
     written = recorder.outputs[-1]["answer"]
     passages = " ".join(" ".join(s.text.split()) for s in reply.sources).replace("**", "")
     assert " ".join(written.split()).replace("**", "") in passages  # a copy, word for word
+    # generator.quote_prompt = "quoted": the prompt holds only the passages with a candidate quote, fewer than the
+    # generator.max_passages that "all" shows
+    shown = recorder.outputs[-1]["passages"]
+    assert 1 <= len(shown) < settings.generator.max_passages
+    assert any(" ".join(written.split()) in " ".join(p.split()) for p in shown)
+    bot.settings = bot.settings.model_copy(update={"generator": bot.settings.generator.model_copy(
+        update={"quote_prompt": "all"})})
+    assert bot.chat("How long does a warranty repair take?").text == reply.text
+    assert len(recorder.outputs[-1]["passages"]) == settings.generator.max_passages
 
 
 def test_chosen_quotes_are_copied_from_their_start_and_may_stop_after_a_sentence(tokenizer):
@@ -120,3 +129,34 @@ def test_a_last_sentence_cut_off_by_the_token_budget_is_never_shown():
     cut = verify_text("It costs €5.99 per month. It renews every 12", accept)
     assert cut.text == "It costs €5.99 per month." and "cut off" in cut.rejected
     assert verify_text("Express delivery costs €9.95 [1]", accept).text == "Express delivery costs €9.95 [1]"
+
+
+@pytest.mark.slow
+def test_fast_quote_decoding_writes_what_constrained_generate_writes_a_sentence_at_a_time():
+    """The real bundled SmolLM2 with the shipped adapter: ``quote_decode`` (the model asked only where a choice is
+    left, forced quote text yielded at once, the system prompt's cache reused) gives the same greedy text as
+    ``generate`` with the logits processor, and its first chunk is already a whole sentence."""
+    from transformers import LogitsProcessorList
+
+    from bot.generation.local import CausalLMGenerator, _stream_generate
+    from bot.generation.quoting import QuoteLogitsProcessor
+
+    settings = load_settings()
+    gen = CausalLMGenerator("bundled:smollm2", settings.cache, max_new_tokens=60, dtype="float32",
+                            adapter="bundled:grounded", quote_only=True).warm_up()
+    tok, model = gen._tok, gen._model
+    ends = {tok.eos_token_id, *([model.generation_config.eos_token_id] if isinstance(
+        model.generation_config.eos_token_id, int) else model.generation_config.eos_token_id or [])} - {None}
+    for question in ("How much is standard delivery?", "Do you ship to the Canary Islands?"):
+        messages = build_messages(question, [PromptPassage("Shipping", PASSAGES[0]), PromptPassage("", PASSAGES[1])])
+        quotes = ["Standard delivery with DHL Paket costs **€4.95** and takes **1-3 business days** after dispatch. "
+                  "It is free on orders of **€75 or more**.", "We do not ship to the Canary Islands."]
+        enc = tok.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
+        constraint = QuoteConstraint.from_passages(tok, quotes, ends, every_sentence=False)
+        slow = "".join(_stream_generate(tok, model, enc, 60, True, logits_processor=LogitsProcessorList(
+            [QuoteLogitsProcessor(constraint, enc["input_ids"].shape[1])])))
+        chunks = list(gen.stream(messages, quotes=quotes))
+        assert "".join(chunks) == slow
+        assert gen._prefix is not None  # the system turn's cache, kept for the next question
+        if slow != NO_ANSWER:
+            assert chunks[0].rstrip().endswith((".", "**.")), chunks  # a whole sentence, not a token

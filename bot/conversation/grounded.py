@@ -53,6 +53,7 @@ class GroundedStream:
         self.gate = SentenceGate(verifier(question, used, settings, consistency,
                                           embed if consistency is None else None))
         self._ranked: list[tuple[int, int, str, float, float]] | None = None
+        self.quoted: list[int] = []  # the 1-based passages holding the last quotes() (in passage order)
 
     def weights(self) -> grounding.UnitWeights:
         a = self.settings.answer
@@ -83,6 +84,8 @@ class GroundedStream:
                 continue
             nxt = units.get((n, j + 1))
             out.append(f"{unit} {nxt}" if nxt and "|" not in nxt else unit)
+            if n not in self.quoted:
+                self.quoted = sorted([*self.quoted, n])
         return out
 
     def run(self, pieces: Iterable[str]) -> Iterator[str]:

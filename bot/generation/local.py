@@ -54,6 +54,7 @@ class CausalLMGenerator(_LocalGenerator):
         self.prompt_lookup_tokens = prompt_lookup_tokens
         self.adapter = adapter
         self.quote_only = quote_only
+        self._prefix: tuple[str, Any, Any] | None = None  # (system prompt, its ids, its key/value cache)
 
     def _load(self) -> tuple[Any, Any]:
         return load_causal_lm(self.model_ref, self.cache_dir, self.dtype, self.adapter)
@@ -67,17 +68,44 @@ class CausalLMGenerator(_LocalGenerator):
         extra: dict[str, Any] = {"prompt_lookup_num_tokens": self.prompt_lookup_tokens} \
             if self.prompt_lookup_tokens else {}
         if self.quote_only:  # quote-only decoding (bot.generation.quoting): copies of sentences, or NO_ANSWER
-            from transformers import LogitsProcessorList
-
-            from bot.generation.quoting import QuoteConstraint, QuoteLogitsProcessor
+            from bot.generation.quoting import QuoteConstraint, quote_decode
 
             eos = self._model.generation_config.eos_token_id
             ends = {*(eos if isinstance(eos, list) else [eos]), self._tok.eos_token_id} - {None}
             constraint = QuoteConstraint.from_passages(  # chosen quotes are copied from their starts
                 self._tok, quotes if quotes is not None else parse_passages(messages), ends, quotes is None)
-            extra["logits_processor"] = LogitsProcessorList(
-                [QuoteLogitsProcessor(constraint, enc["input_ids"].shape[1])])
+            past, length = self._system_cache(messages, enc["input_ids"])
+            yield from quote_decode(self._model, self._tok, enc["input_ids"], constraint, self.max_new_tokens,
+                                    past, length)
+            return
         yield from _stream_generate(self._tok, self._model, enc, self.max_new_tokens, skip_prompt=True, **extra)
+
+    def _system_cache(self, messages: list[dict[str, str]], input_ids: Any) -> tuple[Any, int]:
+        """A copy of the key/value cache of the prompt's system turn (computed once per system prompt; the same
+        for every question) and its length in tokens, when the prompt starts with it; else (None, 0)."""
+        import copy
+
+        import torch
+        from transformers import DynamicCache
+
+        from bot.generation.quoting import cache_keyword
+
+        system = [m for m in messages[:1] if m.get("role") == "system"]
+        if not system:
+            return None, 0
+        key = system[0]["content"]
+        if self._prefix is None or self._prefix[0] != key:
+            ids = self._tok.apply_chat_template(system, add_generation_prompt=False, return_tensors="pt",
+                                                return_dict=True)["input_ids"]
+            cache = DynamicCache()
+            with torch.inference_mode():
+                self._model(input_ids=ids, **{cache_keyword(self._model): cache}, use_cache=True, logits_to_keep=1)
+            self._prefix = (key, ids, cache)
+        _, ids, cache = self._prefix
+        n = ids.shape[1]
+        if input_ids.shape[1] <= n or not torch.equal(input_ids[:, :n], ids):
+            return None, 0  # the template tokenised the system turn differently in context: no reuse
+        return copy.deepcopy(cache), n
 
 
 class Seq2SeqGenerator(_LocalGenerator):

@@ -9,7 +9,9 @@ number, flip a "no" or write a sentence the passages do not hold, so what it wri
 copy (``facts.copied``); its part is choosing. Prompt-lookup drafting (``generator.prompt_lookup_tokens``) drafts
 from the prompt, where the copied text is, so copies are fast.
 
-``QuoteConstraint`` is the state machine over token ids; ``QuoteLogitsProcessor`` applies it in ``generate``. The
+``QuoteConstraint`` is the state machine over token ids. ``quote_decode`` (what ``CausalLMGenerator`` uses) asks the
+model only where the constraint leaves a choice and yields the forced rest of a quote at once;
+``QuoteLogitsProcessor`` applies the same constraint inside ``generate`` (same greedy output, token by token). The
 state is recomputed from the generated ids at every call, so it holds for drafted (prompt-lookup) tokens too.
 """
 
@@ -167,3 +169,61 @@ class QuoteLogitsProcessor:
             allowed = sorted(self.constraint.allowed(input_ids[row, self.prompt_length:].tolist()))
             mask[row, allowed] = 0.0
         return scores + mask
+
+
+def cache_keyword(model: Any) -> str:
+    """The forward argument that takes the key/value cache: ``cache`` (transformers 5.2x), else the older
+    ``past_key_values`` (a user's own model class may still use it)."""
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
+def fast_forward(constraint: QuoteConstraint, generated: list[int], limit: int) -> list[int]:
+    """The tokens that must follow ``generated`` (exactly one is allowed at each step, and it is no end): the rest
+    of a quote up to its next boundary, known without asking the model."""
+    forced: list[int] = []
+    while len(generated) + len(forced) < limit:
+        allowed = constraint.allowed(generated + forced)
+        if len(allowed) != 1 or allowed & constraint.end_ids:
+            break
+        forced.append(next(iter(allowed)))
+    return forced
+
+
+def quote_decode(model: Any, tokenizer: Any, input_ids: Any, constraint: QuoteConstraint, max_new_tokens: int,
+                 past: Any = None, prefix_length: int = 0) -> Iterable[str]:
+    """Greedy quote-only decoding, yielding text as soon as it is known: the model is asked only where the quote
+    constraint leaves a choice (which quote, whether to go on after a sentence); the forced rest of a quote is
+    yielded at once and fed to the model in one forward pass. Same output as greedy ``generate`` with
+    ``QuoteLogitsProcessor``, with far fewer model calls. ``past``: a key/value cache holding the first
+    ``prefix_length`` prompt tokens (e.g. the system prompt's), which are then not computed again."""
+    import torch
+    from transformers import DynamicCache
+
+    if past is None or prefix_length <= 0:
+        past, prefix_length = DynamicCache(), 0
+    key = cache_keyword(model)
+    generated: list[int] = []
+    shown = ""
+    with torch.inference_mode():
+        logits = model(input_ids=input_ids[:, prefix_length:], **{key: past}, use_cache=True,
+                       logits_to_keep=1).logits[0, -1]
+        while len(generated) < max_new_tokens:
+            ids = sorted(constraint.allowed(generated))
+            token = ids[int(torch.argmax(logits[ids]))] if ids else None
+            if token is None or token in constraint.end_ids:
+                break
+            new = [token, *fast_forward(constraint, generated + [token], max_new_tokens)]
+            generated += new
+            text = tokenizer.decode(generated, skip_special_tokens=True)
+            if not text.endswith("\ufffd") and len(text) > len(shown):  # never half a multi-byte character
+                yield text[len(shown):]
+                shown = text
+            if len(generated) >= max_new_tokens or constraint.allowed(generated) <= constraint.end_ids:
+                break  # nothing left to choose: no model call
+            logits = model(input_ids=torch.tensor([new], dtype=input_ids.dtype), **{key: past}, use_cache=True,
+                           logits_to_keep=1).logits[0, -1]
+    text = tokenizer.decode(generated, skip_special_tokens=True)
+    if len(text) > len(shown):
+        yield text[len(shown):]
