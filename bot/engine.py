@@ -37,6 +37,7 @@ from bot.conversation.grounded import GroundedStream, source_of
 from bot.conversation.prompting import PromptPassage, build_messages, strip_instructions
 from bot.conversation.retrieval import ContextualRetriever
 from bot.embedders import similarity_embedder
+from bot.errors import MessageError
 from bot.escalation.handoff import EscalationCallback, Notifier, build_event, transcript
 from bot.escalation.policy import EscalationPolicy
 from bot.escalation.rules import Decision
@@ -139,6 +140,8 @@ class Bot:
         reply's text is authoritative: when no sentence passed, it is an extractive answer, a clarification or the
         fallback, and nothing was streamed.
         """
+        if choice is None and not message.strip():  # before the conversation is opened: nothing is stored
+            raise MessageError("message: blank (empty or only whitespace); write what you need help with")
         with self.sessions.open(session_id) as session:
             picked = self._explicit_choice(session, choice) if choice is not None else None
             yield from self._turn(session, message, picked)

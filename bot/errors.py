@@ -6,4 +6,8 @@ re-exported here so that ``from bot.errors import ConfigError`` reads naturally 
 
 from knowledge.errors import ConfigError, KnowledgeBaseError, ModelNotAvailableError, SupportbotError
 
-__all__ = ["ConfigError", "KnowledgeBaseError", "ModelNotAvailableError", "SupportbotError"]
+__all__ = ["ConfigError", "KnowledgeBaseError", "MessageError", "ModelNotAvailableError", "SupportbotError"]
+
+
+class MessageError(SupportbotError, ValueError):
+    """A customer message the bot does not take (blank: empty or only whitespace); nothing is stored."""

@@ -66,6 +66,31 @@ def test_bad_file_is_reported_and_store_untouched(kb_env, tmp_path, capsys):
     assert "new-one" not in {h["entry_id"] for h in hits}
 
 
+def test_a_blank_question_is_one_clear_line_and_stores_nothing(kb_env, capsys):
+    assert main(["ingest", str(DEMO / "faq.jsonl")]) == 0
+    capsys.readouterr()
+    assert main(["ask", "   "]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "blank" in err and "\n" not in err and "Traceback" not in err
+
+
+def test_kb_search_and_ask_show_hostile_entries_literally(kb_env, tmp_path, capsys):
+    """Rich markup in an entry is printed as written, and ESC sequences (colour, clear screen) as visible
+    stand-ins: nothing from the knowledge base is obeyed by the terminal."""
+    faq = tmp_path / "hostile.jsonl"
+    faq.write_text(json.dumps({"id": "hostile", "questions": ["How do I [bold]reset[/bold] my \x1b[2Jpassword?"],
+                               "answer": "Use [evil](https://evil.example) or \x1b[31mthe red button\x1b[0m."}) + "\n")
+    assert main(["ingest", str(faq)]) == 0
+    capsys.readouterr()
+    assert main(["kb", "search", "reset my password"]) == 0
+    shown = capsys.readouterr().out
+    assert "\x1b" not in shown and "[bold]reset[/bold]" in " ".join(shown.split()) and "\u241b[2J" in shown
+    assert main(["ask", "How do I reset my password?"]) == 0
+    captured = capsys.readouterr()
+    assert "\x1b" not in captured.out + captured.err
+    assert "Use [evil](https://evil.example) or \u241b[31mthe red button\u241b[0m." in captured.out
+
+
 def test_console_script_prints_no_traceback(tmp_path):
     """The real console entry point, in a subprocess: expected errors are one line, exit code 2."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SUPPORTBOT_")}

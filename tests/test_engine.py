@@ -169,6 +169,20 @@ def test_faq_mode_returns_the_curated_answer_verbatim_without_the_lm(demo_kb_pat
     assert not (tmp_path / "unanswered.jsonl").exists()
 
 
+@pytest.mark.parametrize("message", ["", "   ", "\n\t "])
+def test_a_blank_message_is_refused_and_nothing_is_stored(demo_kb_path, tmp_path, message):
+    from bot.errors import MessageError
+
+    gen = ForbiddenGenerator()
+    bot = demo_bot(demo_kb_path, tmp_path, gen)
+    with pytest.raises(MessageError, match="blank"):
+        bot.chat(message, session_id="blank")
+    with pytest.raises(MessageError):
+        list(bot.stream(message, session_id="blank"))
+    assert not bot.sessions.exists("blank") and gen.calls == []
+    assert bot.chat("How long do refunds take?", session_id="blank").mode == "faq"  # the next one is answered
+
+
 @pytest.mark.parametrize("cited", [(1,), (2,), (1, 3)], ids=["cites-1", "cites-2", "cites-1-and-3"])
 def test_generated_mode_sources_are_exactly_the_cited_passages(demo_kb_path, tmp_path, kb, cited):
     # One passage per document is retrieved, and the demo's repair question finds one article: curated answers

@@ -62,3 +62,40 @@ def test_settings_switch_it_off_and_reject_bad_patterns():
         load_settings(privacy={"extra_patterns": {"customer_id": "CUST-(\\d"}})
     with pytest.raises(ConfigError):
         load_settings(privacy={"redact": ["email", "passport"]})
+
+
+def _luhn_complete(body: str) -> str:
+    """``body`` with the check digit that makes it Luhn-valid."""
+    from stdnum import luhn
+
+    return body + luhn.calc_check_digit(body)
+
+
+try:
+    from hypothesis import given, settings as hyp_settings, strategies as st
+except ImportError:  # pragma: no cover - hypothesis is in the dev extras
+    given = None
+
+if given is not None:
+    @hyp_settings(max_examples=150, deadline=None)
+    @given(prefix=st.sampled_from(["4", "51", "55", "22", "27", "34", "37", "35", "6"]),
+           length=st.integers(13, 19), digits=st.text("0123456789", min_size=19, max_size=19),
+           separator=st.sampled_from(["", " ", "-", "."]), group=st.sampled_from([4, 3, 5]),
+           before=st.sampled_from(["my card ", "card no. ", "charged on ", "(", "card:"]),
+           after=st.sampled_from(["", ".", "!", " please", ")", ", exp 12/27"]))
+    def test_card_numbers_are_masked_whatever_separates_their_digits(redactor, prefix, length, digits, separator,
+                                                                      group, before, after):
+        """Luhn-valid numbers with an issuer's prefix, written as customers write them (spaces, dashes, dots, or
+        nothing between groups), are masked alike, and no run of their digits is left behind."""
+        number = _luhn_complete((prefix + digits)[: length - 1])
+        written = separator.join(number[i:i + group] for i in range(0, len(number), group))
+        out = redactor.redact(before + written + after)
+        assert out.text == before + "[CARD]" + after, (written, out.text)
+        assert out.found == {"card": 1}
+
+
+def test_dotted_card_numbers_and_their_look_alikes():
+    r = Redactor()
+    assert r.redact("card 4111.1111.1111.1111 was declined").text == "card [CARD] was declined"
+    assert r.redact("version 2.14.1 and order 4111.11 EUR").text == "version 2.14.1 and order 4111.11 EUR"
+    assert r.redact("tracking 4111.1111.1111.1112").text == "tracking 4111.1111.1111.1112"  # not Luhn-valid

@@ -201,6 +201,8 @@ def test_knowledge_admin(api, tmp_path):
     ("post", "/v1/chat/stream", {"json": {"message": "x" * 501}, "headers": USER}, 422, "invalid"),
     ("post", "/v1/chat", {"json": {"message": "x" * 70_000}, "headers": USER}, 413, "too_large"),
     ("post", "/v1/chat", {"json": {"message": ""}, "headers": USER}, 422, "invalid"),
+    ("post", "/v1/chat", {"json": {"message": " \n\t "}, "headers": USER}, 422, "invalid"),
+    ("post", "/v1/chat/stream", {"json": {"message": "   "}, "headers": USER}, 422, "invalid"),
     ("post", "/v1/chat", {"json": {"message": "hi", "session_id": "../etc"}, "headers": USER}, 422, "invalid"),
     ("get", "/v1/sessions/never-seen", {"headers": USER}, 404, "not_found"),
     ("post", "/v1/sessions/never-seen/resume", {"headers": USER}, 404, "not_found"),

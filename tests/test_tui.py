@@ -466,6 +466,34 @@ async def test_markup_from_customers_and_the_knowledge_base_is_shown_literally(t
         assert "What is [bold]this[/bold]?" in text
 
 
+async def test_terminal_control_sequences_from_the_knowledge_base_are_shown_not_obeyed(tmp_path):
+    """An ESC sequence (colour, cursor moves), a bell, a carriage return and a bidi override in an entry reach the
+    screen as visible stand-ins, in the reply, the side panel and the kb search note."""
+    from knowledge import KnowledgeBase
+
+    from bot.terminal.widgets import BotMessage, Note
+
+    kb = tmp_path / "kb"
+    KnowledgeBase(path=kb).add([{"id": "ansi", "questions": ["What colour is the \x1b[2Jtent?"],
+                                 "answer": "It is \x1b[31mred\x1b[0m now.\x07\rSecret \u202eevil"}])
+    app = make_app(kb, tmp_path, ForbiddenGenerator(), escalation={"enabled": False})
+    async with app.run_test(size=SIZE) as pilot:
+        await send_and_wait(pilot, app, "What colour is the tent?")
+        shown = list(app.query(BotMessage))[-1].source
+        assert "\x1b" not in shown and "\x07" not in shown and "\r" not in shown and "\u202e" not in shown
+        assert "It is \u241b[31mred\u241b[0m now.\u2407Secret <U+202E>evil" in shown
+        text = panel_text(app)
+        assert "\x1b" not in text and "\u241b[31mred" in text
+        await send(pilot, "/kb search colour")
+        await until(pilot, lambda: app.query(Note))
+        from rich.console import Console
+
+        console = Console(width=100, record=True, file=open("/dev/null", "w"))
+        console.print(app.query_one(Note).content)
+        note = console.export_text()
+        assert "ansi" in note and "\x1b" not in note and "\u241b[2J" in note
+
+
 async def test_the_command_palette_has_an_entry_for_each_command(demo_kb_path, tmp_path):
     app = make_app(demo_kb_path, tmp_path, ForbiddenGenerator())
     async with app.run_test(size=SIZE):

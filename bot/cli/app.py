@@ -17,6 +17,7 @@ from bot.cli import conversation, knowledge, models
 from bot.cli.finetune import finetune_app
 from bot.cli.shared import err, state
 from bot.errors import SupportbotError
+from bot.terminal.literal import printable
 
 app = typer.Typer(help="supportbot: an offline-capable customer-service bot.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
@@ -46,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         rc = app(args=argv, standalone_mode=False)
     except SupportbotError as e:
-        err.print(f"error: {e}", markup=False, highlight=False)
+        err.print(f"error: {printable(str(e))}", markup=False, highlight=False)
         return e.exit_code
     except typer.Exit as e:
         return e.exit_code

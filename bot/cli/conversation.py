@@ -10,10 +10,10 @@ from typing import Optional
 
 import typer
 from rich.table import Table
-from rich.text import Text
 
 from bot.cli.shared import cli_settings, err, out, quiet_libraries, state
 from bot.errors import SupportbotError
+from bot.terminal.literal import literal, printable
 
 
 def config_cmd() -> None:
@@ -91,7 +91,7 @@ def ask(question: Optional[str] = typer.Argument(None, help="The customer's mess
     if as_json:
         print(reply.model_dump_json(indent=2))
         return
-    out.print(reply.text, markup=False, highlight=False)
+    out.print(printable(reply.text), markup=False, highlight=False)
     meta = f"[{reply.mode}, confidence {reply.confidence:.2f}]"
     if reply.sources:
         meta += " sources: " + ", ".join(s.entry_id for s in reply.sources)
@@ -102,7 +102,7 @@ def ask(question: Optional[str] = typer.Argument(None, help="The customer's mess
         meta += f" sentiment: {reply.sentiment.label}"
     if reply.escalation:
         meta += f" escalation: {reply.escalation.reason} ({reply.escalation.detail})"
-    err.print(meta, markup=False, highlight=False)
+    err.print(printable(meta), markup=False, highlight=False)
 
 
 def report(since: str = typer.Option("7d", help="Start: a duration ago (24h, 7d, 2w) or an ISO date."),
@@ -150,7 +150,7 @@ def report(since: str = typer.Option("7d", help="Start: a duration ago (24h, 7d,
         unanswered.add_column("times", justify="right")
         unanswered.add_column("question")
         for question, count in result.top_unanswered:
-            unanswered.add_row(str(count), Text(question))  # customer text: never markup
+            unanswered.add_row(str(count), literal(question))  # customer text: never markup
         out.print(unanswered)
     if png is not None:
         err.print(f"wrote {png}", markup=False)

@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from bot.cli.shared import cli_settings, err, out, quiet_libraries
+from bot.terminal.literal import literal, printable
 
 kb_app = typer.Typer(help="Inspect and maintain the knowledge base.", no_args_is_help=True)
 
@@ -41,9 +42,9 @@ def ingest(
         out.print_json(report.model_dump_json())
     else:
         for w in report.warnings:
-            err.print(f"warning: {w}", markup=False, highlight=False)
+            err.print(f"warning: {printable(str(w))}", markup=False, highlight=False)
         for problem in report.invalid:
-            err.print(f"invalid: {problem}", markup=False, highlight=False)
+            err.print(f"invalid: {printable(str(problem))}", markup=False, highlight=False)
         out.print(f"{kb.location}: {report.summary()} ({report.records_embedded} records embedded, "
                   f"{report.seconds:.1f} s)", markup=False, highlight=False)
     if report.invalid and not skip_invalid:
@@ -71,7 +72,7 @@ def _hit_rows(hits: list[Any]) -> Table:
     table = Table("score", "entry", "kind", "title", "text")
     for h in hits:
         text = h.text if len(h.text) < 100 else h.text[:97] + "..."
-        table.add_row(f"{h.score:.3f}", h.entry_id, h.kind, h.title, text)
+        table.add_row(f"{h.score:.3f}", literal(h.entry_id), h.kind, literal(h.title), literal(text))
     return table
 
 
@@ -103,7 +104,7 @@ def kb_stats(as_json: bool = typer.Option(False, "--json")) -> None:
         out.print_json(data=stats)
         return
     for key, value in stats.items():
-        out.print(f"{key}: {value}", markup=False, highlight=False)
+        out.print(printable(f"{key}: {value}"), markup=False, highlight=False)
 
 
 @kb_app.command("remove")
@@ -153,23 +154,21 @@ def _accepted(values: list[str]) -> dict[str, Optional[str]]:
 
 
 def _review_table(kb: Any, groups: list[Any], shown: int = 3) -> Table:
-    from rich.text import Text
-
     table = Table("id", "times", "entry", "from", "phrasings")
     table.columns[2].overflow = "fold"  # an entry id is read whole
     titles: dict[str, str] = {}
     for g in groups:
         if g.entry_id is None:
-            entry = Text("(unanswered)" + (f"\nnearest: {g.nearest}" if g.nearest else ""))
+            entry = literal("(unanswered)" + (f"\nnearest: {g.nearest}" if g.nearest else ""))
         else:
             if g.entry_id not in titles:
                 hit = kb.entry(g.entry_id)
                 titles[g.entry_id] = hit.title if hit is not None else "(no longer in the knowledge base)"
-            entry = Text(f"{g.entry_id}\n{titles[g.entry_id]}")
+            entry = literal(f"{g.entry_id}\n{titles[g.entry_id]}")
         lines = [f"{p.count}x {p.question}" for p in g.phrasings[:shown]]
         if len(g.phrasings) > shown:
             lines.append(f"... and {len(g.phrasings) - shown} more")
-        table.add_row(g.id, str(g.count), entry, "\n".join(g.kinds), Text("\n".join(lines)))  # customer text
+        table.add_row(g.id, str(g.count), entry, "\n".join(g.kinds), literal("\n".join(lines)))  # customer text
     return table
 
 

@@ -35,9 +35,10 @@ class ChatRequest(BaseModel):
 
     @model_validator(mode="after")
     def _message_or_choice(self) -> "ChatRequest":
-        if self.choice is None and not self.message:
+        if self.choice is None and not self.message.strip():
             raise PydanticCustomError("message_required",
-                                      "message: at least 1 character is needed, unless a choice is given")
+                                      "message: blank (empty or only whitespace); text is needed, unless a "
+                                      "choice is given")
         if self.choice is not None and self.session_id is None:
             raise PydanticCustomError("session_required",
                                       "choice: needs the session_id of the conversation that was asked to choose")

@@ -3,7 +3,7 @@
 Each kind has a detector that validates what it finds, so that an order number is not taken for a card:
 
 * ``email``: addresses (``name+tag@sub.example.org``);
-* ``card``: 13 to 19 digits, spaced or dashed, with a card issuer's prefix, that pass the Luhn check
+* ``card``: 13 to 19 digits, grouped by spaces, dashes or dots, with a card issuer's prefix, that pass the Luhn check
   (python-stdnum);
 * ``iban``: IBANs of any country, spaced or not, with a valid check sum (python-stdnum);
 * ``phone``: numbers Google's libphonenumber (``phonenumbers``) considers valid, international ones anywhere and
@@ -27,7 +27,9 @@ KINDS = ("email", "card", "iban", "ssn", "ip", "phone")
 DEFAULT_PHONE_REGIONS = ("US", "GB", "DE", "FR", "ES", "IT", "NL")
 
 _EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
-_CARD = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])")
+# 13-19 digits, grouped by spaces, dashes or dots (4111 1111 ..., 4111-1111-..., 4111.1111....), not part of a
+# longer number
+_CARD = re.compile(r"(?<!\d)(?<!\d[.-])\d(?:[ .-]?\d){12,18}(?!\d)(?![.-]\d)")
 # Issuer prefixes: Visa 4, Mastercard 51-55 / 22-27, Amex 34 / 37, Diners 30 / 36 / 38, JCB 35, Discover and
 # UnionPay 6: a Luhn-valid order number (1 in 10 are) is not a card.
 _CARD_PREFIX = re.compile(r"4|5[1-5]|2[2-7]|3[0-8]|6")

@@ -2,8 +2,9 @@
 side panel, the input.
 
 Each widget knows how to show the bot's objects (a reply, a sentiment, an escalation, search hits, an ingest
-report) so that the app (``tui.py``) only wires them together. Text from customers and the knowledge base is
-never read as markup: messages are ``Static(markup=False)`` or ``rich.Text``.
+report) so that the app (``tui.py``) only wires them together. Text from customers, agents and the knowledge base
+is never read as markup (messages are ``Static(markup=False)`` or ``rich.Text``), and the characters a terminal
+would act on (ESC, other controls) are shown as visible stand-ins (``bot.terminal.literal``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from textual.widgets.markdown import MarkdownStream
 from textual.widgets.option_list import Option
 
 from bot.terminal.citations import CitationLinker, link_citations
+from bot.terminal.literal import literal, printable
 
 CUSTOMER_PLACEHOLDER = "Type your question and press Enter (/help for commands)"
 AGENT_PLACEHOLDER = "Reply as the human agent (ctrl+t: as the customer; ctrl+g: hand back)"
@@ -69,7 +71,7 @@ class CustomerMessage(Static):
     """The customer's text, literally; its border colour is the message's sentiment."""
 
     def __init__(self, text: str) -> None:
-        super().__init__(text, markup=False)
+        super().__init__(printable(text), markup=False)
         self.border_title = "customer"
 
     def set_sentiment(self, sentiment: Any) -> None:
@@ -86,7 +88,7 @@ class AgentMessage(Static):
     """A human agent's message (agent mode), literally."""
 
     def __init__(self, text: str) -> None:
-        super().__init__(text, markup=False)
+        super().__init__(printable(text), markup=False)
         self.border_title = "agent"
 
 
@@ -115,7 +117,7 @@ class BotMessage(Markdown):
         if self._stream is None:
             await self.update("")
             self._stream = Markdown.get_stream(self)
-        await self._stream.write(self._citations.feed(chunk))
+        await self._stream.write(self._citations.feed(printable(chunk)))
 
     async def show_text(self, markdown: str) -> None:
         """Replace what is shown (ending a stream in progress first)."""
@@ -123,7 +125,7 @@ class BotMessage(Markdown):
             await self._stream.stop()
             self._stream = None
             self._citations = CitationLinker()
-        await self.update(markdown)
+        await self.update(printable(markdown))
 
     async def show_reply(self, reply: Any) -> None:
         """The final reply: its text with linked citations (or a note for a turn kept for the human agent). A
@@ -168,7 +170,7 @@ class Choices(OptionList):
             self.said = said
 
     def __init__(self, reply: Any) -> None:
-        options = [Option(Text(f"{n}. {s.question}"), id=f"choice-{n}")  # knowledge-base text: never markup
+        options = [Option(literal(f"{n}. {s.question}"), id=f"choice-{n}")  # knowledge-base text: never markup
                    for n, s in enumerate(reply.suggestions, 1)]
         options.append(Option(Text(NONE_OF_THESE, style="italic"), id="choice-none"))
         super().__init__(*options)
@@ -223,16 +225,16 @@ class Note(Static):
     @classmethod
     def search_results(cls, query: str, hits: list[Any]) -> Note:
         if not hits:
-            return cls(Text(f"Nothing found for: {query}"))
-        table = Table("score", "entry", "title", box=None, title=Text(f"kb search: {query}"), title_justify="left")
+            return cls(literal(f"Nothing found for: {query}"))
+        table = Table("score", "entry", "title", box=None, title=literal(f"kb search: {query}"), title_justify="left")
         for hit in hits:
-            table.add_row(f"{hit.score:.2f}", Text(hit.entry_id), Text(hit.title))
+            table.add_row(f"{hit.score:.2f}", literal(hit.entry_id), literal(hit.title))
         return cls(table)
 
     @classmethod
     def ingested(cls, paths: list[str], report: Any) -> Note:
-        return cls(Text(f"Ingested {', '.join(paths)}: {report.summary()} "
-                        f"({report.records_embedded} records embedded)"))
+        return cls(literal(f"Ingested {', '.join(paths)}: {report.summary()} "
+                           f"({report.records_embedded} records embedded)"))
 
 
 def invalid_records(report: Any, shown: int = 5) -> str:
@@ -248,10 +250,10 @@ class HandoffBanner(Static):
     def show(self, escalation: Any) -> None:
         text = Text()
         text.append("With a human agent", style="bold")
-        text.append(f" · {escalation.reason}: {escalation.detail}")
+        text.append(printable(f" · {escalation.reason}: {escalation.detail}"))
         for line in escalation.summary.splitlines():
             if not line.startswith("Handed over:"):  # said on the first line
-                text.append("\n" + line, style="italic")
+                text.append("\n" + printable(line), style="italic")
         self.update(text)
         self.display = True
 
@@ -297,12 +299,12 @@ def _sources(sources: list[Any], highlight: int | None) -> Iterable[RenderableTy
         style = "reverse" if highlight == marker else ""
         head = Text()
         head.append(f"[{marker}] ", style=f"bold {style}")
-        head.append(source.title, style=f"bold {style}")
-        snippet = _snippet_text(source.text)
-        detail = Text(f"{source.kind} · {source.entry_id} · score {source.score:.2f}\n", style="dim")
+        head.append(printable(source.title), style=f"bold {style}")
+        snippet = printable(_snippet_text(source.text))
+        detail = literal(f"{source.kind} · {source.entry_id} · score {source.score:.2f}\n", style="dim")
         detail.append(snippet[:SNIPPET_CHARS] + "…" if len(snippet) > SNIPPET_CHARS else snippet)
         if source.url:
-            detail.append(f"\n{source.url}", style="dim")
+            detail.append(printable(f"\n{source.url}"), style="dim")
         yield head
         yield Padding(detail, (0, 0, 1, 4))
 
@@ -315,9 +317,9 @@ def _suggestions(suggestions: list[Any]) -> Iterable[RenderableType]:
     for n, suggestion in enumerate(suggestions, 1):
         line = Text()
         line.append(f"{n}. ", style="bold")
-        line.append(suggestion.question)
+        line.append(printable(suggestion.question))
         yield line
-        yield Padding(Text(f"{suggestion.entry_id} · probability {suggestion.score:.2f}", style="dim"), (0, 0, 0, 3))
+        yield Padding(literal(f"{suggestion.entry_id} · probability {suggestion.score:.2f}", style="dim"), (0, 0, 0, 3))
     yield Text("")
 
 
@@ -332,8 +334,9 @@ def _state(reply: Any) -> Text:
     if e is None:
         t.append("none\n")
     else:
-        t.append(f"{e.reason}" + ("" if e.handed_off else " (no human available)") + f"\n{e.detail}\n\n")
-        t.append(e.summary + "\n", style="italic")
+        handed = "" if e.handed_off else " (no human available)"
+        t.append(printable(f"{e.reason}{handed}\n{e.detail}\n\n"))
+        t.append(printable(e.summary) + "\n", style="italic")
     return t
 
 
