@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/finetune_generator.py                       # default options; bench/results/finetune_generator.json
     .venv/bin/python bench/finetune_generator.py --method full --epochs 0.1 --no-evaluate --out finetune_generator_full_speed
+    .venv/bin/python bench/finetune_generator.py --shipped              # the shipped adapter vs the plain model, held out
 
 A company FAQ is made from the Bitext customer-support sample: ``--per-intent`` rows of each of its 27 intents
 (train part of the 70/30 split of ``finetune.escalation_examples``), one entry per row (the customer's request as
@@ -30,17 +31,18 @@ from bench.common import SHARED, require, save  # noqa: E402
 from finetune.bitext import COMPANY, fill  # noqa: E402,F401  (COMPANY: re-exported for older callers)
 
 
-def bitext_entries(per_intent: int, seed: int = 13) -> list:
-    """``per_intent`` rows of each intent from the train part of Bitext, as FAQ entries (deterministic)."""
+def bitext_entries(per_intent: int, seed: int = 13, part: str = "train") -> list:
+    """``per_intent`` rows of each intent from the ``part`` ("train" or "test") of Bitext, as FAQ entries
+    (deterministic)."""
     import random
 
     from finetune.escalation_examples import bitext_split
     from knowledge.schema import FAQEntry
 
     require(SHARED / "bitext")
-    train, _ = bitext_split()
+    train, test = bitext_split()
     by_intent: dict[str, list[dict]] = {}
-    for row in train:
+    for row in train if part == "train" else test:
         by_intent.setdefault(row["intent"], []).append(row)
     rng = random.Random(seed)
     rows = [r for intent in sorted(by_intent) for r in rng.sample(by_intent[intent], per_intent)]
@@ -61,10 +63,16 @@ def main() -> None:
     p.add_argument("--evaluate", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--out", default="finetune_generator", help="results file name in bench/results")
     p.add_argument("--keep", type=Path, help="keep the fine-tuned model in this directory")
+    p.add_argument("--shipped", action="store_true",
+                   help="no training: the plain model vs the shipped adapter (bundled:grounded) on Bitext's test "
+                        "part, which neither was trained on; bench/results/finetune_generator_shipped.json")
     args = p.parse_args()
     import torch
 
     torch.set_num_threads(os.cpu_count() or 2)
+    if args.shipped:
+        shipped(args, GeneratorOptions())
+        return
     from finetune.generator import train
 
     entries = bitext_entries(args.per_intent)
@@ -85,6 +93,44 @@ def main() -> None:
             m = {k: v for k, v in meta[key].items() if k != "samples"}
             print(key, m)
     print("wrote", save(args.out, meta))
+
+
+def shipped(args: argparse.Namespace, options) -> None:
+    """Held-out before/after for the shipped grounded-answer adapter: Bitext's test part as an FAQ (``--per-intent``
+    rows per intent), examples built by the bot's retrieval and prompt as ``finetune.generator`` builds them
+    (20% no-answer, the gold entry and its near-duplicates removed), at most ``max_eval``; the plain model and the
+    adapter write freely (as the fine-tuning figures are measured), and the adapter once more the way the bot runs
+    it by default (quote-only decoding)."""
+    import random
+
+    from bot.config import load_settings
+    from bot.generation.local import CausalLMGenerator
+    from finetune.generator import _knowledge_base, build_examples, evaluate_generator
+
+    entries = bitext_entries(args.per_intent, part="test")
+    start = time.perf_counter()
+    out: dict = {"data": f"Bitext test part (never trained on), {args.per_intent} rows per intent "
+                         f"({len(entries)} entries), placeholders filled", "command": "bench/finetune_generator.py "
+                                                                                     + " ".join(sys.argv[1:])}
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = load_settings(None, knowledge={"path": Path(tmp) / "kb"})
+        kb = _knowledge_base(entries, settings, Path(tmp) / "kb")
+        examples = build_examples(entries, kb, options, settings.generator.max_passages,
+                                  random.Random(options.seed))
+        random.Random(options.seed).shuffle(examples)
+        examples = examples[: options.max_eval]
+        out["examples"] = len(examples)
+        g = settings.generator
+        for name, adapter, quote in (("plain", "none", False), ("shipped adapter", "bundled:grounded", False),
+                                     ("shipped adapter, quote-only (the bot's default)", "bundled:grounded", True)):
+            gen = CausalLMGenerator(g.model, settings.cache, g.max_new_tokens, dtype="float32",
+                                    prompt_lookup_tokens=10, adapter=adapter, quote_only=quote)
+            t = time.perf_counter()
+            out[name] = evaluate_generator(gen, examples, kb.embedder.embed, settings)
+            out[name]["seconds"] = round(time.perf_counter() - t, 1)
+            print(name, {k: v for k, v in out[name].items() if k != "samples"}, flush=True)
+    out["wall_seconds"] = round(time.perf_counter() - start, 1)
+    print("wrote", save("finetune_generator_shipped", out))
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/generation_speed.py [--questions 8] [--max-new-tokens 96]
     .venv/bin/python bench/generation_speed.py --adapters     # the plain model vs the shipped adapter, default
-                                                               # dtype and prompt lookup, interleaved per prompt
+                                                               # dtype and prompt lookup, interleaved per prompt;
+                                                               # also a fixed-length decode and quote-only mode
 
 Baseline: plain fp32 transformers ``generate`` (greedy). Variants: bfloat16 weights (decoding a 135M model
 one token at a time reads every weight per token, so it is bound by memory bandwidth and Python overhead,
@@ -104,6 +105,23 @@ def _timed(gen, messages) -> tuple[float, float, str]:
     return (t_first or total) * 1000, n_tokens / total, text
 
 
+def _decode_only(gen, messages, n: int) -> tuple[float, float]:
+    """(prefill ms, decode tokens/s) for exactly ``n`` new greedy tokens (the end token ignored, no drafting): the
+    cost per token of the model itself, whatever it would answer."""
+    import torch
+
+    enc = gen._tok.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
+    pad = gen._tok.pad_token_id if gen._tok.pad_token_id is not None else gen._tok.eos_token_id
+    with torch.inference_mode():
+        start = time.perf_counter()
+        gen._model(**enc, logits_to_keep=1)
+        prefill = time.perf_counter() - start
+        start = time.perf_counter()
+        gen._model.generate(**enc, max_new_tokens=n, min_new_tokens=n, do_sample=False, pad_token_id=pad)
+        total = time.perf_counter() - start
+    return prefill * 1000, (n - 1) / max(1e-6, total - prefill)
+
+
 def compare_adapters(prompts, settings, args, out: dict) -> None:
     """The plain bundled model and the shipped adapter (merged), same dtype and decoding, prompt by prompt."""
     from bot.generation.local import CausalLMGenerator
@@ -121,6 +139,32 @@ def compare_adapters(prompts, settings, args, out: dict) -> None:
             stats[name]["first"].append(first)
             stats[name]["rates"].append(rate)
             stats[name]["texts"].append(text)
+    decode = {name: {"prefill": [], "rates": []} for name in gens}
+    quoted = {name: {"first": [], "total": [], "texts": []} for name in gens}
+    for messages in prompts:  # the same work for both: a fixed number of tokens, and the default quote-only mode
+        for name, gen in gens.items():
+            prefill, rate = _decode_only(gen, messages, args.max_new_tokens)
+            decode[name]["prefill"].append(prefill)
+            decode[name]["rates"].append(rate)
+            gen.quote_only = True
+            start = time.perf_counter()
+            pieces, first = [], None
+            for piece in gen.stream(messages):
+                first = first or time.perf_counter() - start
+                pieces.append(piece)
+            quoted[name]["first"].append((first or time.perf_counter() - start) * 1000)
+            quoted[name]["total"].append((time.perf_counter() - start) * 1000)
+            quoted[name]["texts"].append("".join(pieces))
+            gen.quote_only = False
+    out["decode_only"] = {name: {"prefill_ms_p50": round(statistics.median(v["prefill"]), 1),
+                                 "decode_tokens_per_s_mean": round(statistics.fmean(v["rates"]), 1)}
+                          for name, v in decode.items()}
+    out["quote_only"] = {name: {"first_text_ms_p50": round(statistics.median(v["first"]), 1),
+                                "whole_answer_ms_p50": round(statistics.median(v["total"]), 1),
+                                "outputs": v["texts"]} for name, v in quoted.items()}
+    print(json.dumps({"decode_only": out["decode_only"],
+                      "quote_only": {k: {a: b for a, b in v.items() if a != "outputs"}
+                                     for k, v in out["quote_only"].items()}}))
     out["dtype"], out["prompt_lookup_tokens"] = g.dtype, g.prompt_lookup_tokens
     out["variants"] = {name: {"first_token_ms_p50": round(statistics.median(v["first"]), 1),
                               "tokens_per_s_mean": round(statistics.fmean(v["rates"]), 1), "outputs": v["texts"]}
