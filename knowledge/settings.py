@@ -19,7 +19,8 @@ from typing import Any, Literal, TypeVar
 
 import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+from pydantic_settings import (BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError,
+                               TomlConfigSettingsSource)
 
 from knowledge.errors import ConfigError
 
@@ -156,18 +157,20 @@ _active_toml: contextvars.ContextVar[Path | None] = contextvars.ContextVar("supp
 def find_config_file(path: str | os.PathLike[str] | None = None) -> Path | None:
     """The TOML file to read: explicit path, ``$SUPPORTBOT_CONFIG``, or ``./supportbot.toml`` if present."""
     if path is not None:
-        p = Path(path).expanduser()
-        if not p.is_file():
-            raise ConfigError(f"config file {p} does not exist (given with --config)")
-        return p
+        return _config_path(Path(path).expanduser(), "given with --config")
     env = os.environ.get(CONFIG_ENV)
     if env:
-        p = Path(env).expanduser()
-        if not p.is_file():
-            raise ConfigError(f"config file {p} does not exist (given by ${CONFIG_ENV})")
-        return p
+        return _config_path(Path(env).expanduser(), f"given by ${CONFIG_ENV}")
     p = Path.cwd() / DEFAULT_CONFIG_NAME
     return p if p.is_file() else None
+
+
+def _config_path(p: Path, origin: str) -> Path:
+    if p.is_dir():
+        raise ConfigError(f"config file {p} is a directory, not a TOML file ({origin})")
+    if not p.is_file():
+        raise ConfigError(f"config file {p} does not exist ({origin})")
+    return p
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -178,6 +181,10 @@ def _read_toml(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as f:
             return tomllib.load(f)
+    except UnicodeDecodeError as e:
+        line = path.read_bytes()[: e.start].count(b"\n") + 1
+        raise ConfigError(f"{path}, line {line}: not UTF-8 text (byte 0x{e.object[e.start]:02x}); save the "
+                          f"config file as UTF-8") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML: {e}") from None
     except OSError as e:
@@ -200,6 +207,19 @@ def _in_toml(data: dict[str, Any], loc: tuple[Any, ...]) -> bool:
 
 # Environment variables with the prefix that are not settings keys.
 NON_SETTING_ENV = {"SUPPORTBOT_CONFIG", "SUPPORTBOT_API_KEYS", "SUPPORTBOT_ADMIN_KEYS", "SUPPORTBOT_SETTINGS_JSON"}
+
+
+def _env_error(message: str) -> str:
+    """pydantic-settings' parse error (``error parsing value for field "server" from source
+    "EnvSettingsSource"``) as a message naming the variables that may hold the bad JSON."""
+    import re
+
+    m = re.search(r'field "([^"]+)"', message)
+    field = m.group(1) if m else ""
+    names = sorted(k for k in os.environ if field and k.startswith(f"{ENV_PREFIX}{field.upper()}"))
+    where = ", ".join(names) or "a SUPPORTBOT_* variable"
+    return (f"invalid value in the environment ({where}): not valid JSON; a list or table setting is written as "
+            f"JSON, e.g. '[\"key-1\", \"key-2\"]'")
 
 
 def unknown_env_keys(settings_cls: type[BaseSettings]) -> list[str]:
@@ -236,6 +256,8 @@ def load_from_sources(settings_cls: type[S], path: str | os.PathLike[str] | None
     token = _active_toml.set(toml_file)
     try:
         return settings_cls(**overrides)
+    except SettingsError as e:  # an environment variable holding JSON (a list or a section) that does not parse
+        raise ConfigError(_env_error(str(e))) from None
     except ValidationError as e:
         err = e.errors()[0]
         loc = tuple(err.get("loc", ()))

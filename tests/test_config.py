@@ -77,6 +77,23 @@ def test_cli_config_errors_are_one_line_exit_2(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
+def test_config_files_that_cannot_be_read_and_bad_json_in_the_environment_are_one_line(tmp_path, monkeypatch,
+                                                                                        capsys):
+    latin1 = tmp_path / "latin1.toml"
+    latin1.write_bytes('[answer]\nfallback_message = "Désolé"\n'.encode("latin-1"))
+    with pytest.raises(ConfigError, match=r"latin1.toml, line 2: not UTF-8"):
+        load_settings(latin1)
+    with pytest.raises(ConfigError, match="is a directory"):
+        load_settings(tmp_path)
+    monkeypatch.setenv("SUPPORTBOT_SERVER__API_KEYS", "[not json")
+    with pytest.raises(ConfigError, match=r"SUPPORTBOT_SERVER__API_KEYS\): not valid JSON"):
+        load_settings()
+    for argv in (["config"], ["--config", str(latin1), "config"], ["--config", str(tmp_path), "config"]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err
+
+
 def test_cli_config_prints_effective_settings(tmp_path, capsys):
     cfg = tmp_path / "supportbot.toml"
     cfg.write_text('[knowledge]\ncollection = "printed-kb"\n')

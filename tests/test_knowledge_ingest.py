@@ -439,6 +439,42 @@ def test_problem_files_are_reported_and_nothing_is_written(tmp_path: Path) -> No
     assert not kb.exists() and not (tmp_path / "kb" / "chroma.sqlite3").exists()
 
 
+def test_malformed_csv_binary_content_and_nul_bytes_are_rejected_with_their_line(tmp_path: Path) -> None:
+    """A quote never closed (the csv module would merge the following rows into one answer), a field too long for
+    the CSV reader, a NUL byte, and a binary file with a text suffix (sniffed from the content): each file is
+    reported with its line and nothing is written; --skip-invalid still writes the good files."""
+    quote = tmp_path / "quote.csv"
+    quote.write_text('question,answer\nHow do refunds work?,"We refund within 14 days.\nWhen do you ship?,'
+                     'Within 2 days.\nDo you ship abroad?,Yes.\n')
+    stray = tmp_path / "stray.csv"
+    stray.write_text('question,answer\nFine?,Yes.\n"Broken?" x,No.\n')
+    big = tmp_path / "big.csv"
+    big.write_text("question,answer\nq1?," + "x" * 2_000_000 + "\nq2?,fine\n")
+    nul = tmp_path / "nul.csv"
+    nul.write_text("question,answer\nOK?,Yes.\nHello\x00?,Hi there.\n")
+    binary = tmp_path / "photo.md"
+    binary.write_bytes(bytes(range(256)) * 40)
+    good = tmp_path / "good.csv"
+    good.write_text('question,answer\nIs it 12" wide?,"Yes, 12"" wide."\n"Two\nlines?",Fine.\n')
+
+    kb = KnowledgeBase(path=tmp_path / "kb")
+    files = [quote, stray, big, nul, binary, good]
+    report = kb.ingest(files)
+    problems = {Path(p.file).name: p for p in report.invalid}
+    assert set(problems) == {"quote.csv", "stray.csv", "big.csv", "nul.csv", "photo.md"}
+    assert problems["quote.csv"].location == "line 2" and "never closed" in problems["quote.csv"].message
+    assert problems["stray.csv"].location == "line 3" and "malformed CSV" in problems["stray.csv"].message
+    assert problems["big.csv"].location == "line 2" and "longer than" in problems["big.csv"].message
+    assert problems["nul.csv"].location == "line 3" and "NUL" in problems["nul.csv"].message
+    assert problems["photo.md"].location == "line 1" and "binary content" in problems["photo.md"].message
+    assert report.added == 2  # good.csv only: a file with a problem is not written
+    stored = {r.entry_id for r in kb.store().get()}
+    assert len(stored) == 2 and derive_id('Is it 12" wide?') in stored
+    assert kb.entry(derive_id('Is it 12" wide?')).text == 'Yes, 12" wide.'
+    report = kb.ingest(files, skip_invalid=True)  # nothing in these files can be told apart from the damage
+    assert (report.added, report.unchanged, len(report.invalid)) == (0, 2, 5)
+
+
 # --- 5. incremental re-ingest --------------------------------------------------------------------------------
 
 

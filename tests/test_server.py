@@ -184,6 +184,22 @@ def test_knowledge_admin(api, tmp_path):
     assert problem["file"] == "bad.csv" and "3" in problem["location"] and problem["field"] == "questions"
     assert httpx.get(f"{url}/v1/kb/search", params={"q": "Fine?"}, headers=USER).json()["hits"][0]["entry_id"] != "ok"
 
+    # hostile upload names: refused with 422 (never a 500), and nothing of the server's paths in any answer
+    for hostile in ("..", ".", "", ".env", "...csv", "/etc/passwd", "..\\..\\x", "no-extension"):
+        r = httpx.post(f"{url}/v1/kb/ingest", files={"file": (hostile, b"question,answer\nq?,a.\n", "text/csv")},
+                       headers=ADMIN_H)
+        assert r.status_code == 422, (hostile, r.status_code)
+    r = httpx.post(f"{url}/v1/kb/ingest", files={"file": ("../../faq.csv", faq.encode(), "text/csv")},
+                   headers=ADMIN_H, timeout=60)
+    assert r.status_code == 200 and r.json()["files"] == ["faq.csv"]  # reduced to its base name
+    r = httpx.post(f"{url}/v1/kb/ingest", files={"file": ("photo.md", bytes(range(256)) * 40, "text/markdown")},
+                   headers=ADMIN_H)
+    assert r.status_code == 422 and "binary content" in r.json()["invalid"][0]["message"]
+    latin = "question,answer\nCaf\u00e9?,Oui.\n".encode("latin-1")
+    r = httpx.post(f"{url}/v1/kb/ingest", files={"file": ("latin.csv", latin, "text/csv")}, headers=ADMIN_H,
+                   timeout=60)
+    assert r.status_code == 200 and r.json()["warnings"] and "/tmp" not in r.text and "latin.csv" in r.text
+
     assert httpx.delete(f"{url}/v1/kb/entries/gift-wrap", headers=USER).status_code == 403  # not an admin key
     assert httpx.delete(f"{url}/v1/kb/entries/gift-wrap", headers=ADMIN_H).json() == {"entry_id": "gift-wrap",
                                                                                         "removed": 1}

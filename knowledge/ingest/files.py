@@ -51,6 +51,22 @@ def iter_files(paths: Iterable[str | Path], ignore: Iterable[str] = DEFAULT_IGNO
     return out
 
 
+def not_text(text: str) -> tuple[str, str] | None:
+    """(location, why) when decoded ``text`` is not a text file, or holds a NUL byte that a store must not keep;
+    sniffed from the content, whatever the file's suffix."""
+    sample = text[:8192]
+    controls = sum(1 for ch in sample if ord(ch) < 32 and ch not in "\t\n\r\f") + sample.count("\ufffd")
+    nul = text.find("\x00")
+    if controls >= 16 and controls / len(sample) > 0.02:
+        first = next((i for i, ch in enumerate(text) if (ord(ch) < 32 and ch not in "\t\n\r\f") or ch == "\ufffd"),
+                     0)
+        return (f"line {text.count(chr(10), 0, first) + 1}",
+                "binary content, not text (control bytes); is it the right file?")
+    if nul >= 0:
+        return f"line {text.count(chr(10), 0, nul) + 1}", "a NUL byte (\\x00) in the text; remove it"
+    return None
+
+
 def load_file(path: Path, mapping: ColumnMapping | None = None, root: Path | None = None, chunk_size: int = 800,
               chunk_overlap: int = 100) -> LoadedFile:
     """Load one file completely; problems are collected, nothing is raised for bad content."""
@@ -64,6 +80,10 @@ def load_file(path: Path, mapping: ColumnMapping | None = None, root: Path | Non
         text, warning = read_text(path)
     except OSError as e:
         loaded.problem("file", f"cannot read: {e.strerror}")
+        return loaded
+    problem = not_text(text)
+    if problem is not None:
+        loaded.problem(*problem)
         return loaded
     if warning:
         loaded.warnings.append(warning)

@@ -42,15 +42,21 @@ def search(_: User, bot: CurrentBot, q: Annotated[str, Query(min_length=1, max_l
 async def ingest(_: Admin, bot: CurrentBot,
                  file: Annotated[UploadFile, File(description=UPLOAD_FORMATS_DESCRIPTION)]) -> IngestReport:
     """Add or update the knowledge base from one file. A file with any invalid record is not written."""
-    name = Path(file.filename or "").name
-    if not re.fullmatch(r"[\w.\- ]{1,200}", name) or "." not in name:
+    name = Path((file.filename or "").replace("\\", "/")).name
+    if not re.fullmatch(r"[\w.\- ]{1,200}", name) or name.startswith(".") or not Path(name).suffix \
+            or not Path(name).stem.strip(". "):
         raise HTTPException(422, "file: needs a plain file name with an extension (e.g. faq.csv)")
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / name
         path.write_bytes(await file.read())
         report = await run_in_threadpool(bot.knowledge.ingest, path)
+
+    def hide(text: str) -> str:  # the server's temporary path never leaves the server
+        return text.replace(str(path), name).replace(tmp, "")
+
     report = report.model_copy(update={
-        "files": [name], "invalid": [p.model_copy(update={"file": name}) for p in report.invalid]})
+        "files": [name], "warnings": [hide(w) for w in report.warnings],
+        "invalid": [p.model_copy(update={"file": name, "message": hide(p.message)}) for p in report.invalid]})
     if report.invalid:
         return JSONResponse(report.model_dump(mode="json"), status_code=422)  # type: ignore[return-value]
     return report
