@@ -234,6 +234,23 @@ def test_bad_requests_get_the_right_status_and_a_json_error(api, method, path, k
     assert error_of(r)["code"] == code
 
 
+def test_a_chunked_body_over_the_limit_is_a_413(api):
+    """No Content-Length to refuse it by: the bytes are counted as they arrive, and the answer is the 413 JSON
+    error (not a 400 "error parsing the body"), on the chat route and on the stream route."""
+    url, _ = api
+
+    def body():
+        yield b'{"message": "'
+        for _ in range(200):
+            yield b"x" * 50_000
+        yield b'"}'
+
+    for path in ("/v1/chat", "/v1/chat/stream"):
+        r = httpx.post(f"{url}{path}", content=body(), headers={**USER, "Content-Type": "application/json"},
+                       timeout=60)
+        assert r.status_code == 413 and error_of(r)["code"] == "too_large", (path, r.status_code, r.text[:200])
+
+
 def test_rate_limit_answers_429_with_retry_after(tmp_path, demo_kb_path, api):
     _, bot = api
     settings = make_settings(tmp_path, demo_kb_path, rate_limit_per_minute=3)

@@ -11,14 +11,20 @@ import logging
 import time
 from typing import Any
 
+from fastapi import HTTPException
+
 from bot.server.errors import error_response
 from bot.server.metrics import Metrics
 
 log = logging.getLogger("supportbot.server")
 
 
-class _TooLarge(Exception):
-    pass
+class _TooLarge(HTTPException):
+    """Raised from ``receive`` when a chunked body passes the limit. An HTTPException, so that FastAPI's body
+    parsing lets it through as what it is (413) instead of wrapping it as a 400 "error parsing the body"."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"request body larger than {limit} bytes")
 
 
 class BodyLimit:
@@ -45,7 +51,7 @@ class BodyLimit:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
-                    raise _TooLarge
+                    raise _TooLarge(limit)
             return message
 
         async def tracked(message: dict) -> None:
