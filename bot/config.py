@@ -271,6 +271,12 @@ class ServerSettings(Section):
                                 "endpoints; more in $SUPPORTBOT_API_KEYS (comma-separated).")
     admin_keys: list[str] = Field(default_factory=list, description="Bearer keys that may also change the "
                                   "knowledge base; more in $SUPPORTBOT_ADMIN_KEYS.")
+    agent_keys: list[str] = Field(default_factory=list, description="Bearer keys of the human agents' tools: "
+                                  "read any conversation, post agent messages, hand back to the bot; more in "
+                                  "$SUPPORTBOT_AGENT_KEYS. Other keys see only the conversations they started.")
+    auth_failures_per_minute: int = Field(10, ge=0, description="Failed authentications (unknown or missing key) "
+                                          "allowed per client address a minute (0 = no limit); over it: 429 "
+                                          "with Retry-After, for that address only.")
     cors_origins: list[str] = Field(default_factory=list, description="Origins allowed to call the API from a "
                                     "browser (e.g. the site of a chat widget); none by default.")
     max_body_bytes: int = Field(64 * 1024, ge=1024, description="Largest JSON request body.")

@@ -206,7 +206,8 @@ def _in_toml(data: dict[str, Any], loc: tuple[Any, ...]) -> bool:
 
 
 # Environment variables with the prefix that are not settings keys.
-NON_SETTING_ENV = {"SUPPORTBOT_CONFIG", "SUPPORTBOT_API_KEYS", "SUPPORTBOT_ADMIN_KEYS", "SUPPORTBOT_SETTINGS_JSON"}
+NON_SETTING_ENV = {"SUPPORTBOT_CONFIG", "SUPPORTBOT_API_KEYS", "SUPPORTBOT_ADMIN_KEYS", "SUPPORTBOT_AGENT_KEYS",
+                   "SUPPORTBOT_SETTINGS_JSON"}
 
 
 def _env_error(message: str) -> str:

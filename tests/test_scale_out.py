@@ -20,6 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bot.server.security import key_id
 from bot.storage.transcripts import DatabaseSessions
 from tests.conftest import DEMO
 from tests.services import free_port
@@ -27,7 +28,9 @@ from tests.services import free_port
 pytestmark = pytest.mark.slow
 
 KEY = "scale-out-test-key-0123456789"
+AGENT_KEY = "scale-out-agent-key-0123456789"
 USER = {"Authorization": f"Bearer {KEY}"}
+AGENT = {"Authorization": f"Bearer {AGENT_KEY}"}
 FAQ_QUESTIONS = ["How long do refunds take?", "Do you offer free shipping?", "How do I return an item?",
                  "Can I change the delivery address on my order?", "Which payment methods do you accept?",
                  "How do I cancel my order?"]
@@ -66,7 +69,7 @@ def chat(url: str, message: str, session_id: str | None = None) -> dict:
 def test_two_workers_share_a_chroma_server_and_postgresql(tmp_path, chroma_server, postgres_url):
     if not Path("/proc/self/task").exists():
         pytest.skip("finding the worker processes needs /proc (Linux)")
-    env = {**os.environ, "SUPPORTBOT_API_KEYS": KEY, "SUPPORTBOT_KNOWLEDGE__CHROMA_URL": chroma_server,
+    env = {**os.environ, "SUPPORTBOT_API_KEYS": KEY, "SUPPORTBOT_AGENT_KEYS": AGENT_KEY, "SUPPORTBOT_KNOWLEDGE__CHROMA_URL": chroma_server,
            "SUPPORTBOT_KNOWLEDGE__PATH": str(tmp_path / "kb"), "SUPPORTBOT_SESSIONS__BACKEND": "database",
            "SUPPORTBOT_SESSIONS__URL": postgres_url, "SUPPORTBOT_SERVER__RATE_LIMIT_PER_MINUTE": "0",
            "SUPPORTBOT_ANSWER__UNANSWERED_LOG": str(tmp_path / "unanswered.jsonl")}
@@ -102,12 +105,13 @@ def test_two_workers_share_a_chroma_server_and_postgresql(tmp_path, chroma_serve
         for sid in sessions:  # the rest of each conversation: a handoff, the agent, the customer, back to the bot
             reply = chat(url, "I want to talk to a human", sid)
             assert reply["mode"] == "handoff" and reply["escalation"]["reason"] == "customer_request", reply
-            r = httpx.post(f"{url}/v1/sessions/{sid}/agent-message", json={"text": "Hi, Sam here. Let me check."},
-                           headers=USER, timeout=60)
+            stored = reply["escalation"]["session_id"]  # what the agents' side knows it by
+            r = httpx.post(f"{url}/v1/sessions/{stored}/agent-message", json={"text": "Hi, Sam here. Let me check."},
+                           headers=AGENT, timeout=60)
             assert r.status_code == 200, r.text
             silent = chat(url, "thanks, my order is 12345", sid)  # with the human: stored, no bot answer
             assert silent["text"] == "" and silent["mode"] == "handoff"
-            r = httpx.post(f"{url}/v1/sessions/{sid}/resume", headers=USER, timeout=60)
+            r = httpx.post(f"{url}/v1/sessions/{stored}/resume", headers=AGENT, timeout=60)
             assert r.json()["resumed"] is True
             assert chat(url, "How long do refunds take?", sid)["mode"] == "faq"
 
@@ -117,7 +121,7 @@ def test_two_workers_share_a_chroma_server_and_postgresql(tmp_path, chroma_serve
             for sid in sessions:
                 seen = httpx.get(f"{url}/v1/sessions/{sid}", headers=USER, timeout=60).json()
                 assert [t["role"] for t in seen["turns"]] == expected and seen["state"] == "bot"
-                stored = store.get(sid)  # straight from PostgreSQL
+                stored = store.get(f"{key_id(KEY)}:{sid}")  # straight from PostgreSQL, under the key's namespace
                 assert [t.role for t in stored.turns] == expected and stored.state == "bot"
         finally:
             store.close()

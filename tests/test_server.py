@@ -25,8 +25,12 @@ from tests.test_engine import Q_REFUND, Q_WEATHER, ScriptedGenerator, cite
 
 KEY = "test-api-key-0123456789"
 ADMIN = "test-admin-key-0123456789"
+AGENT_KEY = "test-agent-key-0123456789"
+OTHER_KEY = "test-other-api-key-0123456789"
 USER = {"Authorization": f"Bearer {KEY}"}
 ADMIN_H = {"Authorization": f"Bearer {ADMIN}"}
+AGENT = {"Authorization": f"Bearer {AGENT_KEY}"}
+OTHER = {"Authorization": f"Bearer {OTHER_KEY}"}
 
 
 @contextlib.contextmanager
@@ -58,7 +62,8 @@ def make_settings(tmp: Path, demo_kb_path: Path, answer: dict[str, Any] | None =
     return load_settings(knowledge={"path": kb},
                          answer={"unanswered_log": tmp / "unanswered.jsonl", **(answer or {})},
                          sessions={"backend": "sqlite", "path": tmp / "sessions.sqlite3"},
-                         server={"api_keys": [KEY], "admin_keys": [ADMIN], "rate_limit_per_minute": 0,
+                         server={"api_keys": [KEY, OTHER_KEY], "admin_keys": [ADMIN], "agent_keys": [AGENT_KEY],
+                                 "rate_limit_per_minute": 0, "auth_failures_per_minute": 0,
                                  "max_message_chars": 500, **server})
 
 
@@ -141,16 +146,21 @@ def test_handoff_agent_message_and_resume(api):
     reply = httpx.post(f"{url}/v1/chat", json={"message": "I want to talk to a human"}, headers=USER,
                        timeout=30).json()
     assert reply["mode"] == "handoff" and reply["escalation"]["reason"] == "customer_request"
-    sid = reply["session_id"]
-    r = httpx.post(f"{url}/v1/sessions/{sid}/agent-message", json={"text": "Hi, I'm Sam, how can I help?"},
-                   headers=USER)
+    sid, stored = reply["session_id"], reply["escalation"]["session_id"]  # the customer's id, the agents' id
+    r = httpx.post(f"{url}/v1/sessions/{stored}/agent-message", json={"text": "Hi, I'm Sam"}, headers=USER)
+    assert r.status_code == 403 and error_of(r)["code"] == "forbidden"  # agent actions need an agent key
+    r = httpx.post(f"{url}/v1/sessions/{stored}/agent-message", json={"text": "Hi, I'm Sam, how can I help?"},
+                   headers=AGENT)
     assert r.status_code == 200
     silent = httpx.post(f"{url}/v1/chat", json={"session_id": sid, "message": "my parcel is lost"}, headers=USER,
                         timeout=30).json()
     assert silent["mode"] == "handoff" and silent["text"] == ""
-    assert httpx.get(f"{url}/v1/sessions/{sid}", headers=USER).json()["state"] == "human"
-    assert httpx.post(f"{url}/v1/sessions/{sid}/resume", headers=USER).json() == {"session_id": sid, "resumed": True}
-    assert httpx.post(f"{url}/v1/sessions/{sid}/resume", headers=USER).json()["resumed"] is False
+    assert httpx.get(f"{url}/v1/sessions/{sid}", headers=USER).json()["state"] == "human"  # its own conversation
+    assert httpx.get(f"{url}/v1/sessions/{stored}", headers=AGENT).json()["state"] == "human"
+    assert httpx.post(f"{url}/v1/sessions/{stored}/resume", headers=USER).status_code == 403
+    assert httpx.post(f"{url}/v1/sessions/{stored}/resume", headers=AGENT).json() == {"session_id": stored,
+                                                                                      "resumed": True}
+    assert httpx.post(f"{url}/v1/sessions/{stored}/resume", headers=AGENT).json()["resumed"] is False
     metrics = httpx.get(f"{url}/metrics").text
     assert 'supportbot_escalations_total{reason="customer_request"}' in metrics
     assert 'supportbot_replies_total{mode="faq"}' in metrics
@@ -221,7 +231,9 @@ def test_knowledge_admin(api, tmp_path):
     ("post", "/v1/chat/stream", {"json": {"message": "   "}, "headers": USER}, 422, "invalid"),
     ("post", "/v1/chat", {"json": {"message": "hi", "session_id": "../etc"}, "headers": USER}, 422, "invalid"),
     ("get", "/v1/sessions/never-seen", {"headers": USER}, 404, "not_found"),
-    ("post", "/v1/sessions/never-seen/resume", {"headers": USER}, 404, "not_found"),
+    ("post", "/v1/sessions/never-seen/resume", {"headers": AGENT}, 404, "not_found"),
+    ("post", "/v1/sessions/never-seen/resume", {"headers": USER}, 403, "forbidden"),
+    ("post", "/v1/sessions/x/agent-message", {"json": {"text": "hi"}, "headers": ADMIN_H}, 403, "forbidden"),
     ("post", "/v1/feedback", {"json": {"session_id": "never-seen", "rating": "up"}, "headers": USER}, 404,
      "not_found"),
     ("get", "/v1/nothing-here", {"headers": USER}, 404, "not_found"),
@@ -431,18 +443,66 @@ def test_a_choice_without_a_clarification_is_a_conflict(api):
     assert len(httpx.get(f"{url}/v1/sessions/{sid}", headers=USER).json()["turns"]) == 2  # nothing stored
 
 
+def test_a_conversation_belongs_to_the_key_that_started_it(api):
+    """Another key cannot read, rate or continue it, even with its id; the same id from another key is another
+    conversation; agent keys reach it by its stored id only."""
+    url, bot = api
+    mine = httpx.post(f"{url}/v1/chat", json={"session_id": "order-42", "message": Q_REFUND}, headers=USER,
+                      timeout=30).json()
+    assert mine["session_id"] == "order-42" and mine["mode"] == "faq"
+    assert httpx.get(f"{url}/v1/sessions/order-42", headers=USER).json()["session_id"] == "order-42"
+    r = httpx.get(f"{url}/v1/sessions/order-42", headers=OTHER)
+    assert r.status_code == 404 and error_of(r)["code"] == "not_found"
+    r = httpx.post(f"{url}/v1/feedback", json={"session_id": "order-42", "rating": "down"}, headers=OTHER)
+    assert r.status_code == 404
+    theirs = httpx.post(f"{url}/v1/chat", json={"session_id": "order-42", "message": "hello"}, headers=OTHER,
+                        timeout=30).json()
+    assert theirs["session_id"] == "order-42"
+    seen = httpx.get(f"{url}/v1/sessions/order-42", headers=USER).json()
+    assert [t["text"] for t in seen["turns"] if t["role"] == "customer"] == [Q_REFUND]  # untouched by the other
+    # a new conversation gets a server-made id; the agents' side sees stored ids, never a bare client id
+    fresh = httpx.post(f"{url}/v1/chat", json={"message": Q_REFUND}, headers=USER, timeout=30).json()
+    assert len(fresh["session_id"]) == 32 and ":" not in fresh["session_id"]
+    assert httpx.get(f"{url}/v1/sessions/order-42", headers=AGENT).status_code == 404
+    stored = [sid for sid in (f"{k}:order-42" for k in _key_ids(KEY, OTHER_KEY)) if bot.sessions.exists(sid)]
+    assert len(stored) == 2  # one conversation per key
+    assert httpx.get(f"{url}/v1/sessions/{stored[0]}", headers=AGENT).status_code == 200
+    assert httpx.get(f"{url}/v1/sessions/{stored[0]}", headers=USER).status_code == 404
+
+
+def _key_ids(*keys: str) -> list[str]:
+    from bot.server.security import key_id
+
+    return [key_id(k) for k in keys]
+
+
+def test_failed_authentication_is_rate_limited_per_address(tmp_path, demo_kb_path, api):
+    _, bot = api
+    settings = make_settings(tmp_path, demo_kb_path, auth_failures_per_minute=5)
+    with running(create_app(settings, bot=bot, warm_up=False)) as url:
+        wrong = {"Authorization": "Bearer wrong-key-guess-0123456789"}
+        codes = [httpx.get(f"{url}/v1/kb/search", params={"q": "refund"}, headers=wrong).status_code
+                 for _ in range(7)]
+        assert codes == [401] * 5 + [429, 429]
+        r = httpx.get(f"{url}/v1/kb/search", params={"q": "refund"}, headers=wrong)
+        assert r.status_code == 429 and int(r.headers["Retry-After"]) >= 1 and error_of(r)["code"] == "rate_limited"
+        # a right key from the same address still gets in: guessing does not lock out the real clients
+        assert httpx.get(f"{url}/v1/kb/search", params={"q": "refund"}, headers=USER).status_code == 200
+
+
 def test_resume_takes_the_entry_the_agent_resolved_it_with(api):
     url, bot = api
     sid = httpx.post(f"{url}/v1/chat", json={"message": Q_WEATHER}, headers=USER, timeout=30).json()["session_id"]
     reply = httpx.post(f"{url}/v1/chat", json={"session_id": sid, "message": "I want to talk to a human"},
                        headers=USER, timeout=30).json()
     assert reply["mode"] == "handoff"
-    r = httpx.post(f"{url}/v1/sessions/{sid}/resume", json={"entry_id": "no-such-entry"}, headers=USER)
+    stored = reply["escalation"]["session_id"]
+    r = httpx.post(f"{url}/v1/sessions/{stored}/resume", json={"entry_id": "no-such-entry"}, headers=AGENT)
     assert r.status_code == 422 and "no-such-entry" in error_of(r)["message"]
-    assert bot.is_with_human(sid)  # a refused resume leaves the conversation with the human
-    r = httpx.post(f"{url}/v1/sessions/{sid}/resume", json={"entry_id": "refund-timing"}, headers=USER)
-    assert r.json() == {"session_id": sid, "resumed": True}
-    kept = [(x["kind"], x["entry_id"], x["question"]) for x in bot.phrasings.read() if x["session_id"] == sid]
+    assert bot.is_with_human(stored)  # a refused resume leaves the conversation with the human
+    r = httpx.post(f"{url}/v1/sessions/{stored}/resume", json={"entry_id": "refund-timing"}, headers=AGENT)
+    assert r.json() == {"session_id": stored, "resumed": True}
+    kept = [(x["kind"], x["entry_id"], x["question"]) for x in bot.phrasings.read() if x["session_id"] == stored]
     assert ("agent", "refund-timing", Q_WEATHER) in kept  # the unanswered question, as a phrasing of the entry
 
 

@@ -54,6 +54,7 @@ def create_app(settings: Settings, bot: Any = None, warm_up: bool = True, freeze
     state = app.state  # what the routes read (bot/server/deps.py)
     state.settings, state.keys = settings, ApiKeys.from_settings(server)
     state.limiter, state.metrics = RateLimiter(server.rate_limit_per_minute), Metrics()
+    state.auth_failures = RateLimiter(server.auth_failures_per_minute)  # per client address
     state.bot = bot if bot is not None else Bot(settings=settings)
     state.ready = threading.Event()
     if warm_up:

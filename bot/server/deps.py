@@ -20,7 +20,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from bot.config import ServerSettings
 from bot.server.metrics import Metrics
-from bot.server.schemas import ENTRY_ID, SESSION_ID
+from bot.server.schemas import ENTRY_ID, STORED_SESSION_ID
 from bot.server.security import Principal
 
 bearer = HTTPBearer(auto_error=False, description="An API key from [server] api_keys or $SUPPORTBOT_API_KEYS")
@@ -31,7 +31,12 @@ async def authenticated(request: Request,
     """The caller's key (401 without a known one), counted against its rate limit (429 over it)."""
     state = request.app.state
     principal = state.keys.check(credentials.credentials) if credentials is not None else None
-    if principal is None:
+    if principal is None:  # failed attempts are limited per client address (guessing keys), not for the others
+        client = request.client.host if request.client else "unknown"
+        wait = state.auth_failures.take(client)
+        if wait > 0:
+            raise HTTPException(429, f"too many failed authentications from this address; retry in "
+                                     f"{max(1, round(wait))} s", headers={"Retry-After": str(max(1, round(wait)))})
         raise HTTPException(401, "missing or unknown API key (Authorization: Bearer <key>)",
                             headers={"WWW-Authenticate": "Bearer"})
     request.state.key_id = principal.key_id  # for the request log (middleware.Observe)
@@ -46,6 +51,13 @@ async def admin(principal: Annotated[Principal, Depends(authenticated)]) -> Prin
     """An admin key (403 for an ordinary one): changing the knowledge base."""
     if not principal.admin:
         raise HTTPException(403, "changing the knowledge base needs an admin key ([server] admin_keys)")
+    return principal
+
+
+async def agent(principal: Annotated[Principal, Depends(authenticated)]) -> Principal:
+    """An agent key (403 for any other): what only the human agents' side may do."""
+    if not principal.agent:
+        raise HTTPException(403, "this is for human agents: it needs an agent key ([server] agent_keys)")
     return principal
 
 
@@ -67,11 +79,12 @@ async def readiness(request: Request) -> threading.Event:
 
 User = Annotated[Principal, Depends(authenticated)]
 Admin = Annotated[Principal, Depends(admin)]
+Agent = Annotated[Principal, Depends(agent)]
 CurrentBot = Annotated[Any, Depends(current_bot)]  # a bot.engine.Bot, or the stand-in given to create_app
 CurrentMetrics = Annotated[Metrics, Depends(current_metrics)]
 Server = Annotated[ServerSettings, Depends(server_settings)]
 Ready = Annotated[threading.Event, Depends(readiness)]
-SessionId = Annotated[str, PathParam(pattern=SESSION_ID)]
+SessionId = Annotated[str, PathParam(pattern=STORED_SESSION_ID)]
 EntryId = Annotated[str, PathParam(pattern=ENTRY_ID)]
 
 
@@ -82,8 +95,10 @@ def checked_message(text: str, server: ServerSettings) -> str:
     return text
 
 
-def existing(bot: Any, session_id: str) -> str:
-    """``session_id`` if the bot has that conversation, else 404."""
+def existing(bot: Any, session_id: str, shown: str | None = None) -> str:
+    """``session_id`` (a stored id) if the bot has that conversation, else 404 naming it as the caller knows it
+    (``shown``)."""
     if not bot.sessions.exists(session_id):
-        raise HTTPException(404, f"no conversation {session_id!r}")
+        name = shown if shown is not None else session_id
+        raise HTTPException(404, f"no conversation {name!r}")
     return session_id

@@ -14,6 +14,8 @@ from pydantic_core import PydanticCustomError
 from knowledge.schema import Hit
 
 SESSION_ID = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
+# a stored id (what the agents' side and handoff events use): the client's id under its key's namespace
+STORED_SESSION_ID = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,143}$"
 ENTRY_ID = r"^[^/\x00-\x1f]{1,256}$"
 CHOSEN_ID = r"^[^\x00-\x1f]{1,256}$"  # an entry id (or "none") in a body, where a slash is no path separator
 

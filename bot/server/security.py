@@ -1,7 +1,7 @@
 """API keys and per-key rate limits of the HTTP API.
 
-Keys come from ``[server] api_keys`` / ``admin_keys`` and from ``$SUPPORTBOT_API_KEYS`` /
-``$SUPPORTBOT_ADMIN_KEYS`` (comma-separated). A key is only ever compared in constant time and referred to by
+Keys come from ``[server] api_keys`` / ``admin_keys`` / ``agent_keys`` and from ``$SUPPORTBOT_API_KEYS`` /
+``$SUPPORTBOT_ADMIN_KEYS`` / ``$SUPPORTBOT_AGENT_KEYS`` (comma-separated). A key is only ever compared in constant time and referred to by
 its ``key_id`` (the first 8 hex digits of its SHA-256), in logs, metrics and rate-limit buckets alike.
 """
 
@@ -13,6 +13,7 @@ import hmac
 import os
 import threading
 import time
+from typing import Literal, Sequence
 
 from bot.errors import ConfigError
 
@@ -25,15 +26,42 @@ def _from_env(name: str) -> list[str]:
     return [k.strip() for k in os.environ.get(name, "").split(",") if k.strip()]
 
 
+Role = Literal["user", "agent", "admin"]
+_RANK = {"user": 0, "agent": 1, "admin": 2}  # a key listed twice takes the higher role
+
+
 @dataclasses.dataclass(frozen=True)
 class Principal:
+    """Who is calling: the key's id and role. ``user`` keys chat and read the conversations they started;
+    ``agent`` keys (human agents' tools) also read any conversation, post agent messages and hand back;
+    ``admin`` keys are user keys that may also change the knowledge base."""
+
     key_id: str
-    admin: bool
+    role: Role = "user"
+
+    @property
+    def admin(self) -> bool:
+        return self.role == "admin"
+
+    @property
+    def agent(self) -> bool:
+        return self.role == "agent"
+
+    def scoped(self, session_id: str) -> str:
+        """The stored id of this key's conversation ``session_id``: ids are namespaced by key, so that no key can
+        reach (or choose) another key's conversation."""
+        return f"{self.key_id}:{session_id}"
+
+    def unscoped(self, stored: str) -> str:
+        """The id this key knows its conversation by."""
+        prefix = f"{self.key_id}:"
+        return stored[len(prefix):] if stored.startswith(prefix) else stored
 
 
 class ApiKeys:
-    def __init__(self, api_keys: list[str], admin_keys: list[str]) -> None:
-        self._keys = [(k.encode("utf-8"), False) for k in api_keys] + [(k.encode("utf-8"), True) for k in admin_keys]
+    def __init__(self, api_keys: Sequence[str], admin_keys: Sequence[str], agent_keys: Sequence[str] = ()) -> None:
+        self._keys = [(k.encode("utf-8"), "user") for k in api_keys] + \
+            [(k.encode("utf-8"), "admin") for k in admin_keys] + [(k.encode("utf-8"), "agent") for k in agent_keys]
         short = [key_id(k.decode()) for k, _ in self._keys if len(k) < 16]
         if short:
             raise ConfigError(f"API keys must be at least 16 characters (key id {', '.join(short)}); "
@@ -42,7 +70,8 @@ class ApiKeys:
     @classmethod
     def from_settings(cls, server: object) -> ApiKeys:
         return cls(list(getattr(server, "api_keys", [])) + _from_env("SUPPORTBOT_API_KEYS"),
-                   list(getattr(server, "admin_keys", [])) + _from_env("SUPPORTBOT_ADMIN_KEYS"))
+                   list(getattr(server, "admin_keys", [])) + _from_env("SUPPORTBOT_ADMIN_KEYS"),
+                   list(getattr(server, "agent_keys", [])) + _from_env("SUPPORTBOT_AGENT_KEYS"))
 
     def __bool__(self) -> bool:
         return bool(self._keys)
@@ -51,9 +80,9 @@ class ApiKeys:
         """The key's principal, or None; every key is compared (constant time, whichever matches)."""
         given = token.encode("utf-8")
         found: Principal | None = None
-        for key, admin in self._keys:
-            if hmac.compare_digest(given, key) and (found is None or admin):
-                found = Principal(key_id(token), admin)
+        for key, role in self._keys:
+            if hmac.compare_digest(given, key) and (found is None or _RANK[role] > _RANK[found.role]):
+                found = Principal(key_id(token), role)  # type: ignore[arg-type]
         return found
 
 

@@ -4,6 +4,7 @@ events; or, with ``choice``, the answer to the conversation's pending clarificat
 from __future__ import annotations
 
 import itertools
+import uuid
 from collections.abc import Iterator
 from typing import Annotated
 
@@ -13,6 +14,7 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from bot.server.deps import CurrentBot, CurrentMetrics, Server, User, checked_message, existing
 from bot.server.schemas import CHOICE_ERRORS, ERRORS, JSON_ERRORS, ChatRequest, as_json
+from bot.server.security import Principal
 from bot.types import Reply
 
 router = APIRouter(tags=["chat"], responses=ERRORS)
@@ -23,37 +25,52 @@ def _no_choice(error: ValueError) -> HTTPException:
     return HTTPException(409, str(error))
 
 
+def _ids(body: ChatRequest, principal: Principal) -> str:
+    """The stored id of the conversation: the client's own (or, for a new conversation, a fresh one made here),
+    namespaced by the caller's key (``Principal.scoped``): a key reaches only the conversations it started."""
+    return principal.scoped(body.session_id or uuid.uuid4().hex)
+
+
+def _as_seen_by(reply: Reply, principal: Principal) -> Reply:
+    return reply.model_copy(update={"session_id": principal.unscoped(reply.session_id)})
+
+
 @router.post("/v1/chat", response_model=Reply, responses=CHOICE_ERRORS)
-def chat(body: ChatRequest, _: User, bot: CurrentBot, metrics: CurrentMetrics, server: Server) -> Response:
+def chat(body: ChatRequest, principal: User, bot: CurrentBot, metrics: CurrentMetrics, server: Server) -> Response:
     """Answer one customer message (a new conversation when ``session_id`` is omitted), or, with ``choice``, the
     conversation's pending clarification: a reply with mode ``clarify`` lists its ``suggestions``; the choice (a
-    number from 1, an entry id, or ``"none"``) gets the chosen entry's answer (mode ``faq``) or the fallback."""
+    number from 1, an entry id, or ``"none"``) gets the chosen entry's answer (mode ``faq``) or the fallback.
+    A conversation belongs to the key that started it: another key's ``session_id`` is a conversation of its own."""
     message = checked_message(body.message, server)
+    sid = _ids(body, principal)
     if body.choice is None:
-        reply = bot.chat(message, body.session_id)
+        reply = bot.chat(message, sid)
     else:
         try:
-            reply = bot.chat(message, existing(bot, body.session_id or ""), choice=body.choice)
+            reply = bot.chat(message, existing(bot, sid, body.session_id), choice=body.choice)
         except ValueError as e:
             raise _no_choice(e) from None
     metrics.observe_reply(reply)
     # serialised here: FastAPI would validate the Reply it was just given once more (the busiest route)
-    return Response(reply.model_dump_json(), media_type="application/json")
+    return Response(_as_seen_by(reply, principal).model_dump_json(), media_type="application/json")
 
 
-def turn(body: ChatRequest, _: User, bot: CurrentBot, server: Server) -> Iterator[str | Reply]:
+def turn(body: ChatRequest, principal: User, bot: CurrentBot, server: Server) -> Iterator[str | Reply]:
     """The turn's items (text chunks, then the Reply), for the stream. With a choice its first item is made here,
     before the response starts, so that a choice the bot refuses is a 409 (a JSON error), not a broken stream; a
     chosen answer is never streamed in chunks, so nothing is held back."""
     message = checked_message(body.message, server)
+    sid = _ids(body, principal)
     if body.choice is None:
-        return bot.stream(message, body.session_id)
-    items = bot.stream(message, existing(bot, body.session_id or ""), choice=body.choice)
-    try:
-        first = next(items)
-    except ValueError as e:
-        raise _no_choice(e) from None
-    return itertools.chain([first], items)
+        items = bot.stream(message, sid)
+    else:
+        items = bot.stream(message, existing(bot, sid, body.session_id), choice=body.choice)
+        try:
+            first = next(items)
+        except ValueError as e:
+            raise _no_choice(e) from None
+        items = itertools.chain([first], items)
+    return (_as_seen_by(i, principal) if isinstance(i, Reply) else i for i in items)
 
 
 @router.post("/v1/chat/stream", response_class=EventSourceResponse,
