@@ -38,6 +38,7 @@ from bot.conversation.prompting import PromptPassage, build_messages, strip_inst
 from bot.conversation.retrieval import ContextualRetriever
 from bot.embedders import similarity_embedder
 from bot.errors import MessageError
+from knowledge.safety.injection import InstructionDetector
 from bot.escalation.handoff import EscalationCallback, Notifier, build_event, transcript
 from bot.escalation.policy import EscalationPolicy
 from bot.escalation.rules import Decision
@@ -83,6 +84,10 @@ class Bot:
         # compare texts with the general-purpose model their thresholds were set with (the same object if equal).
         self.similarity = similarity_embedder(self.knowledge, self.settings, self.settings.answer.similarity_model)
         self.consistency = ConsistencyChecker.from_settings(self.settings)  # checks each generated sentence
+        # instruction-like sentences in document passages (the classifier; the patterns apply to every text)
+        self.instructions = InstructionDetector(self.similarity, self.settings.cache,
+                                                self.settings.answer.injection_threshold) \
+            if self.settings.answer.injection_threshold < 1.0 else None
         self.policy = EscalationPolicy(self.settings.escalation,
                                        similarity_embedder(self.knowledge, self.settings,
                                                            self.settings.escalation.embedding_model),
@@ -105,6 +110,8 @@ class Bot:
         if self.settings.escalation.enabled:
             self.policy.warm_up()
         self.similarity.warm_up()
+        if self.instructions is not None:
+            self.instructions.warm_up()
         if generator:
             self.generator.warm_up()
             if self.consistency is not None:
@@ -246,7 +253,8 @@ class Bot:
     def _answer(self, session: Session, message: str, masked: str, previous: list[str], since: list[Turn],
                 start: float) -> Iterator[str | Reply]:
         a = self.settings.answer
-        hits = [h.model_copy(update={"text": strip_instructions(h.text)}) for h in self.retrieve(message, previous)]
+        hits = [h.model_copy(update={"text": self._clean(h)}) for h in self.retrieve(message, previous)]
+        hits = [h for h in hits if h.text.strip()]  # an entry that was only an instruction is no answer at all
         plan = decide(hits, Bands.from_settings(self.settings))
         reply = None
         if plan.action == "faq":
@@ -387,6 +395,14 @@ class Bot:
                     f.write(json.dumps(record, ensure_ascii=False) + "\n")
         except OSError as e:  # never fail a customer's turn over the log
             log.warning("could not log unanswered question to %s: %s", path, e)
+
+    def _clean(self, hit: Hit) -> str:
+        """The hit's text without the sentences that address the assistant: by the patterns for every text, and by
+        the trained classifier for document passages (a curated FAQ answer is given verbatim or not at all)."""
+        text = strip_instructions(hit.text)
+        if hit.kind == "document" and self.instructions is not None and text.strip():
+            text = self.instructions.strip(text)
+        return text
 
     def _mask(self, text: str) -> str:
         return self.redactor.redact(text).text if self.redactor is not None else text

@@ -32,23 +32,15 @@ def _clean(text: str) -> str:
 
 
 # Sentences in knowledge-base text that address the bot rather than the customer ("ignore previous
-# instructions", "reply only with ...") are dropped before the text reaches the prompt or the grounding
-# check, so a poisoned passage can neither steer the model nor vouch for the answer it asks for.
-_INSTRUCTION = re.compile(
-    r"\b(ignore|disregard|forget|override)\b[^.!?\n]{0,40}\b(instructions?|prompts?|rules|guidelines)\b"
-    r"|\b(reply|respond|answer|say)\b[^.!?\n]{0,20}\bonly with\b"
-    r"|\byou are now\b|\bsystem prompt\b|\bnew instructions?\b|\bact as (an?|the)\b",
-    re.IGNORECASE,
-)
-_SENT = re.compile(r"(?<=[.!?])\s+|\n+")
-
-
+# instructions", "reply only with ...") are dropped before the text reaches the prompt or the grounding check, so a
+# poisoned passage can neither steer the model nor vouch for the answer it asks for. The patterns read the text as
+# knowledge.safety.normalise.for_checks does (homoglyphs, zero-width and full-width characters undone); the engine
+# also applies the trained classifier to document passages (knowledge.safety.injection).
 def strip_instructions(text: str) -> str:
-    """``text`` without the sentences that try to instruct the assistant."""
-    if not _INSTRUCTION.search(text):
-        return text
-    kept = [s for s in _SENT.split(text) if s.strip() and not _INSTRUCTION.search(s)]
-    return " ".join(kept)
+    """``text`` without the sentences that try to instruct the assistant (by the detector's patterns)."""
+    from knowledge.safety.injection import PATTERNS_ONLY
+
+    return PATTERNS_ONLY.strip(text)
 
 
 def format_passages(passages: list[PromptPassage]) -> str:
