@@ -160,12 +160,24 @@ class InstructionDetector:
         return [self.patterns(s) or p >= self.threshold for s, p in zip(sentences_, probs)]
 
     def strip(self, text: str) -> str:
-        """``text`` without the sentences that address the assistant (unchanged when there are none)."""
-        parts = sentences(text)
-        flagged = self.flags(parts)
+        """``text`` without the sentences that address the assistant (unchanged when there are none); the rest
+        keeps its line breaks, so that lists and tables stay as they were."""
+        spans, start = [], 0
+        for m in _SENTENCE.finditer(text):
+            spans.append((start, m.start(), m.group()))
+            start = m.end()
+        spans.append((start, len(text), ""))
+        spans = [(a, b, sep) for a, b, sep in spans if text[a:b].strip()]
+        flagged = self.flags([text[a:b] for a, b, _ in spans])
         if not any(flagged):
             return text
-        return " ".join(p for p, f in zip(parts, flagged) if not f)
+        kept: list[list[str]] = []
+        for (a, b, sep), f in zip(spans, flagged):
+            if not f:
+                kept.append([text[a:b], sep])
+            elif kept and "\n" in sep and "\n" not in kept[-1][1]:
+                kept[-1][1] = sep  # the line break after a dropped sentence still ends the line before it
+        return "".join(part + sep for part, sep in kept).strip()
 
 
 PATTERNS_ONLY = InstructionDetector()  # no embedder: the patterns alone (no model, for every text)
