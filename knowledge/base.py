@@ -122,11 +122,48 @@ class KnowledgeBase:
         loaded = self.load([paths] if isinstance(paths, (str, Path)) else paths, mapping)
         plan = plan_ingest(loaded, skip_invalid)
         report = IngestReport(files=[str(f.path) for f in loaded], invalid=plan.invalid, warnings=plan.warnings)
+        if self.settings.knowledge.review_instructions:
+            report.warnings.extend(self._instruction_warnings(loaded))
         records = plan.records(self.settings.knowledge.index_answers)
         if records or sync:
             self._write(records, report, progress, plan.sync_sources if sync else None)
         report.seconds = time.perf_counter() - start
         return report
+
+    def _instruction_warnings(self, loaded: list[LoadedFile]) -> list[str]:
+        """'file, line N: ...' for each answer or passage sentence that addresses the assistant (patterns, or the
+        trained classifier at its default threshold)."""
+        from knowledge.safety.injection import InstructionDetector, sentences
+
+        found: list[tuple[Path, str, str]] = []  # (file, where, sentence)
+        for f in loaded:
+            texts = [(f"entry '{e.id}'", e.answer) for e in f.entries]
+            texts += [(f"'{p.title}'", p.text) for d in f.documents for p in d.passages]
+            found += [(f.path, where, s) for where, text in texts for s in sentences(text)]
+        if not found:
+            return []
+        detector = InstructionDetector(Embedder("bundled:minilm", self.settings.cache,
+                                                dtype=self.settings.knowledge.embedding_dtype), self.settings.cache)
+        unique = list(dict.fromkeys(s for _, _, s in found))
+        flagged = dict(zip(unique, detector.flags(unique)))
+        out, seen, contents = [], set(), {}
+        for path, where, sentence in found:
+            if not flagged[sentence] or (path, sentence) in seen:
+                continue
+            seen.add((path, sentence))
+            if path not in contents:
+                try:
+                    contents[path] = path.read_text(encoding="utf-8", errors="replace")
+                except OSError:
+                    contents[path] = ""
+            at = contents[path].find(sentence.strip()[:60])
+            line = f", line {contents[path].count(chr(10), 0, at) + 1}" if at >= 0 else ""
+            short = sentence.strip() if len(sentence) <= 100 else sentence.strip()[:97] + "..."
+            kind = "FAQ answers are given verbatim: remove it if it is one" if where.startswith("entry") else \
+                "the bot leaves it out of the passage"
+            out.append(f"{path}{line} ({where}): reads like an instruction to the assistant ({kind}); review it: "
+                       f"\"{short}\"")
+        return out
 
     def add(self, entries: Sequence[FAQEntry | dict[str, Any]], source: str = "api") -> IngestReport:
         """Add or update FAQ entries given as objects or dicts with the same fields."""

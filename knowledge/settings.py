@@ -77,6 +77,10 @@ class KnowledgeSettings(Section):
     chunk_size: int = Field(800, ge=100, le=20000, description="Document passages are at most this many "
                                                                 "characters (split on paragraphs and sentences).")
     chunk_overlap: int = Field(100, ge=0, le=5000, description="Characters shared by consecutive passages.")
+    review_instructions: bool = Field(True, description="At ingest, report (as warnings with file and line) the "
+                                      "sentences of answers and documents that address the assistant instead of "
+                                      "the customer (knowledge/safety/injection.py), for a person to review; the "
+                                      "bot never uses them.")
     index_answers: bool = Field(True, description="Index each FAQ answer too, so that a message asking about what "
                                 "an answer says finds its entry (changing this rewrites FAQ entries on the next "
                                 "ingest).")

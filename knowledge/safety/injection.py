@@ -78,6 +78,11 @@ def sentences(text: str) -> list[str]:
     return [s for s in _SENTENCE.split(text) if s.strip()]
 
 
+def _is_prose(sentence: str) -> bool:
+    text = sentence.strip()
+    return not text.startswith("|") and len(re.findall(r"[^\W\d_]{2,}", text)) >= 3
+
+
 def _examples(name: str) -> list[str]:
     lines = (DATA / name).read_text(encoding="utf-8").splitlines()
     return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
@@ -156,8 +161,12 @@ class InstructionDetector:
         return [known[s] for s in sentences_]
 
     def flags(self, sentences_: Sequence[str]) -> list[bool]:
-        probs = self.probabilities(sentences_)
-        return [self.patterns(s) or p >= self.threshold for s, p in zip(sentences_, probs)]
+        """Which sentences address the assistant. Only prose is judged: table lines and fragments of fewer than
+        three words are never flagged (the classifier was fitted on sentences)."""
+        prose = [_is_prose(s) for s in sentences_]
+        it = iter(self.probabilities([s for s, ok in zip(sentences_, prose) if ok]))
+        probs = [next(it) if ok else 0.0 for ok in prose]
+        return [ok and (self.patterns(s) or p >= self.threshold) for s, ok, p in zip(sentences_, prose, probs)]
 
     def strip(self, text: str) -> str:
         """``text`` without the sentences that address the assistant (unchanged when there are none); the rest
