@@ -52,6 +52,7 @@ class KnowledgeBase:
         self.embedder = embedder or Embedder(ks.embedding_model, settings.cache, dtype=ks.embedding_dtype)
         self._store: ChromaStore | None = None
         self._lock = threading.RLock()
+        self._review: Any = None  # the instruction detector ingest reports with (knowledge.review_instructions)
         # the components, in the order a query goes through them (the embedder may be replaced by reindex)
         self.dense = DenseRetriever(lambda query: self.embedder.embed_query(query))
         self.lexical = LexicalRetriever(ks.path / f"bm25-{ks.collection}", check_seconds=ks.index_check_seconds)
@@ -142,8 +143,11 @@ class KnowledgeBase:
             found += [(f.path, where, s) for where, text in texts for s in sentences(text)]
         if not found:
             return []
-        detector = InstructionDetector(Embedder("bundled:minilm", self.settings.cache,
-                                                dtype=self.settings.knowledge.embedding_dtype), self.settings.cache)
+        if self._review is None:  # one per knowledge base: its model loads once, its sentence cache is kept
+            self._review = InstructionDetector(Embedder("bundled:minilm", self.settings.cache,
+                                                        dtype=self.settings.knowledge.embedding_dtype),
+                                               self.settings.cache)
+        detector = self._review
         unique = list(dict.fromkeys(s for _, _, s in found))
         flagged = dict(zip(unique, detector.flags(unique)))
         out, seen, contents = [], set(), {}

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import io
 import re
 import threading
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from bot.shipped import ESCALATION_DIR
-from knowledge.runtime.atomic import atomic_write
+from knowledge.runtime.atomic import load_array, save_array
 
 DATA_DIR = ESCALATION_DIR  # bot/data/escalation
 
@@ -103,15 +102,11 @@ class ExampleSet:
         if not self.texts:
             return np.zeros((0, 1), dtype=np.float32)
         path = self._cache_dir / f"{self.digest}.npy"
-        if path.is_file():
-            try:
-                vectors = np.load(path)
-                if vectors.shape[0] == len(self.texts):
-                    return vectors
-            except (OSError, ValueError):
-                pass
+        vectors = load_array(path)
+        if vectors is not None and vectors.shape[0] == len(self.texts):
+            return vectors
         vectors = self._embedder.embed(self.texts)
-        _save_cache(path, vectors)
+        save_array(path, vectors)
         return vectors
 
     def best(self, vector: np.ndarray) -> tuple[float, str]:
@@ -154,11 +149,10 @@ class TopicClassifier:
         with self._fit_lock:
             if key not in self._fitted:
                 path = self._cache_dir / f"topic-{key}.npy"
-                try:
-                    w = np.load(path)
-                except (OSError, ValueError):
+                w = load_array(path)
+                if w is None:
                     w = self._fit()
-                    _save_cache(path, w)
+                    save_array(path, w)
                 self._fitted[key] = (w[:-1], float(w[-1]))
             return self._fitted[key]
 
@@ -176,16 +170,6 @@ class TopicClassifier:
         w, b = self.weights
         logit = float(np.clip((np.stack(vectors) @ w + b).max(), -50.0, 50.0))
         return 1.0 / (1.0 + np.exp(-logit))
-
-
-def _save_cache(path: Path, array: np.ndarray) -> None:
-    """A cache file, written atomically; failing to write it is not an error (it is computed again next time)."""
-    buffer = io.BytesIO()
-    np.save(buffer, array)
-    try:
-        atomic_write(path, buffer.getvalue())
-    except OSError:
-        pass
 
 
 _CLAUSE_BREAK = re.compile(r"(?<=[.!?;])\s+|,\s*|\s+(?:but|and|so|because)\s+", re.IGNORECASE)

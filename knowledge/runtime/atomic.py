@@ -8,7 +8,10 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 def atomic_write(path: Path, data: bytes | str) -> None:
@@ -24,6 +27,30 @@ def atomic_write(path: Path, data: bytes | str) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def save_array(path: Path, array: "np.ndarray") -> None:
+    """A cached array (``.npy``), written atomically; failing to write it is not an error (it is computed again)."""
+    import io
+
+    import numpy as np
+
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    with contextlib.suppress(OSError):
+        atomic_write(path, buffer.getvalue())
+
+
+def load_array(path: Path | None) -> "np.ndarray | None":
+    """A cached array written by ``save_array``, or None when there is none (or it cannot be read)."""
+    import numpy as np
+
+    if path is None:
+        return None
+    try:
+        return np.load(path)
+    except (OSError, ValueError):
+        return None
 
 
 @contextlib.contextmanager

@@ -19,7 +19,6 @@ the training ones (docs/security.md).
 from __future__ import annotations
 
 import hashlib
-import io
 import re
 import threading
 from pathlib import Path
@@ -27,7 +26,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from knowledge.runtime.atomic import atomic_write
+from knowledge.runtime.atomic import load_array, save_array
 from knowledge.safety.normalise import for_checks
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "injection"
@@ -119,19 +118,11 @@ class InstructionDetector:
         with self._lock:
             if digest not in self._heads:
                 path = Path(self.cache_dir) / "injection" / f"head-{digest}.npy" if self.cache_dir else None
-                try:
-                    w = np.load(path) if path is not None else None
-                except (OSError, ValueError):
-                    w = None
+                w = load_array(path)
                 if w is None:
                     w = self._fit(positives, negatives)
                     if path is not None:
-                        buffer = io.BytesIO()
-                        np.save(buffer, w)
-                        try:
-                            atomic_write(path, buffer.getvalue())
-                        except OSError:
-                            pass
+                        save_array(path, w)
                 self._heads[digest] = (w[:-1], float(w[-1]))
             return self._heads[digest]
 
