@@ -1,6 +1,7 @@
 """``KnowledgeBase``: the facade that composes the knowledge layer's components.
 
-    ingest:  files -> ingest.files.load_file (a loader per format) -> ingest.plan -> ingest.writer -> store
+    ingest:  files -> ingest.files.load_file (a loader per format) -> ingest.plan -> ingest.writer (what changed,
+             its vectors, then the writes inside an ingest.journal transaction: all-or-nothing) -> store
              -> retrieval.lexical.rebuild (BM25 index + record catalog, at the store's new revision)
     search:  query -> retrieval.dense (Chroma) + retrieval.lexical (BM25) -> retrieval.fusion (one calibrated
              score per entry) -> retrieval.fetch (the top k records) -> Hits
@@ -21,6 +22,7 @@ from knowledge.errors import KnowledgeBaseError
 from knowledge.ingest.files import DEFAULT_IGNORE, iter_files, load_file
 from knowledge.ingest.formats import LoadedFile
 from knowledge.ingest.formats.faq_rows import ColumnMapping
+from knowledge.ingest.journal import WriteJournal
 from knowledge.ingest.plan import plan_ingest
 from knowledge.ingest.records import entry_records, record_to_hit
 from knowledge.ingest.writer import Progress, RecordWriter
@@ -59,6 +61,8 @@ class KnowledgeBase:
         self.fusion = Fusion(ks.dense_weight, ks.variant_support, ks.support_weight, ks.rrf_k, ks.answer_weight)
         self.fetcher = RecordFetcher()
         self.writer = RecordWriter(lambda texts: self.embedder.embed(texts))
+        self.journal = WriteJournal(ks.path, ks.collection)  # every write is all-or-nothing
+        self._journal_checked = float("-inf")
 
     @classmethod
     def from_settings(cls, settings: Any = None) -> "KnowledgeBase":
@@ -78,12 +82,23 @@ class KnowledgeBase:
                 ks = self.settings.knowledge
                 self._store = ChromaStore(ks.path, ks.collection, ks.chroma_url, create=create,
                                           embedding_model=self.embedder.identity)
+            self._recover_if_needed()
             if self._store.embedding_model != self.embedder.identity:
                 raise KnowledgeBaseError(
                     f"the knowledge base at {self.location} was built with embedding model "
                     f"'{self._store.embedding_model}', but '{self.embedder.identity}' is configured: "
                     f"run `supportbot kb reindex` to rebuild it with the configured model")
             return self._store
+
+    def _recover_if_needed(self) -> None:
+        """Undo a write that another process (or this one) died in, at most every ``index_check_seconds``:
+        its journal is beside the store (see knowledge.ingest.journal)."""
+        now = time.monotonic()
+        if self._store is None or now - self._journal_checked < self.settings.knowledge.index_check_seconds:
+            return
+        self._journal_checked = now
+        if self.journal.recover(self._store):
+            self.lexical.rebuild(self._store)
 
     def exists(self) -> bool:
         try:
@@ -120,16 +135,29 @@ class KnowledgeBase:
         With ``sync``, entries that came from these files before and are gone now are removed.
         """
         start = time.perf_counter()
-        loaded = self.load([paths] if isinstance(paths, (str, Path)) else paths, mapping)
-        plan = plan_ingest(loaded, skip_invalid)
-        report = IngestReport(files=[str(f.path) for f in loaded], invalid=plan.invalid, warnings=plan.warnings)
-        if self.settings.knowledge.review_instructions:
-            report.warnings.extend(self._instruction_warnings(loaded))
+        report, plan = self._check(paths, mapping, skip_invalid)
         records = plan.records(self.settings.knowledge.index_answers)
         if records or sync:
             self._write(records, report, progress, plan.sync_sources if sync else None)
         report.seconds = time.perf_counter() - start
         return report
+
+    def lint(self, paths: Iterable[str | Path] | str | Path, *, mapping: ColumnMapping | None = None) -> IngestReport:
+        """What ``ingest`` would report for these files (invalid records, warnings with file and line, the
+        instruction-like sentences to review), writing nothing; no knowledge base is needed."""
+        start = time.perf_counter()
+        report, _ = self._check(paths, mapping, skip_invalid=False)
+        report.seconds = time.perf_counter() - start
+        return report
+
+    def _check(self, paths: Iterable[str | Path] | str | Path, mapping: ColumnMapping | None,
+               skip_invalid: bool) -> tuple[IngestReport, Any]:
+        loaded = self.load([paths] if isinstance(paths, (str, Path)) else paths, mapping)
+        plan = plan_ingest(loaded, skip_invalid)
+        report = IngestReport(files=[str(f.path) for f in loaded], invalid=plan.invalid, warnings=plan.warnings)
+        if self.settings.knowledge.review_instructions:
+            report.warnings.extend(self._instruction_warnings(loaded))
+        return report, plan
 
     def _instruction_warnings(self, loaded: list[LoadedFile]) -> list[str]:
         """'file, line N: ...' for each answer or passage sentence that addresses the assistant (patterns, or the
@@ -183,9 +211,13 @@ class KnowledgeBase:
                sync_sources: set[str] | None) -> None:
         with self._lock:
             store = self.store(create=True)
-            result = self.writer.run(store, records, sync_sources, progress)
-            if result.changed:
-                self.lexical.rebuild(store)
+            plan = self.writer.diff(store, records, sync_sources)
+            if plan.result.changed:
+                vectors = self.writer.vectors(plan, progress)  # before anything is written
+                with self.journal.transaction(store, touched=plan.touched, created=plan.created):
+                    self.writer.apply(store, plan, vectors)
+                    self.lexical.rebuild(store)
+        result = plan.result
         report.added += result.added
         report.updated += result.updated
         report.unchanged += result.unchanged
@@ -198,9 +230,10 @@ class KnowledgeBase:
         with self._lock:
             store = self.store()
             recs = store.get(where={"entry_id": {"$in": ids}}, with_text=False) if ids else []
-            store.delete([r.id for r in recs])
             if recs:
-                self.lexical.rebuild(store)
+                with self.journal.transaction(store, touched=[r.id for r in recs]):
+                    store.delete([r.id for r in recs])
+                    self.lexical.rebuild(store)
             return len({r.entry_id for r in recs})
 
     def reindex(self, embedding_model: str | None = None) -> IngestReport:
@@ -211,13 +244,16 @@ class KnowledgeBase:
             if self._store is None:
                 self._store = ChromaStore(ks.path, ks.collection, ks.chroma_url, create=False)
             store = self._store
+            if self.journal.recover(store):  # a write that died: read the records as they were before it
+                self.lexical.rebuild(store)
             records = list(store.iter_all())
             if embedding_model is not None:
                 self.embedder = Embedder(embedding_model, self.settings.cache, dtype=ks.embedding_dtype)
             vectors = self.embedder.embed([r.text for r in records])
-            store.reset(self.embedder.identity)
-            store.upsert(records, vectors)
-            self.lexical.rebuild(store)
+            with self.journal.transaction(store, whole_collection=True):
+                store.reset(self.embedder.identity)
+                store.upsert(records, vectors)
+                self.lexical.rebuild(store)
         report = IngestReport(updated=len({r.entry_id for r in records}), records_embedded=len(records))
         report.seconds = time.perf_counter() - start
         return report

@@ -91,7 +91,8 @@ class KnowledgeSettings(Section):
                          "directory, a Hugging Face cross-encoder (path or hub id), or none (retrieval scores).")
     matcher_candidates: int = Field(6, ge=1, le=50, description="FAQ candidates the matcher reads per message.")
     index_check_seconds: float = Field(1.0, ge=0.0, description="How often a search checks whether another "
-                                       "process changed the store (then the BM25 index is reloaded or rebuilt).")
+                                       "process changed the store (then the BM25 index is reloaded or rebuilt), and whether a write died "
+                                       "half-way (then it is undone from its journal).")
 
     @field_validator("path", mode="after")
     @classmethod

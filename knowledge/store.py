@@ -49,6 +49,12 @@ def _clean_metadata(meta: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _replacing(meta: dict[str, Any], previous: dict[str, Any] | None) -> dict[str, Any]:
+    for key in previous or {}:
+        meta.setdefault(key, None)
+    return meta
+
+
 def _client(path: Path | None, chroma_url: str | None, create: bool) -> Any:
     import chromadb
     from chromadb.config import Settings as ChromaSettings
@@ -132,6 +138,22 @@ class ChromaStore:
                 yield _record(i, m, d)
             offset += len(res["ids"])
 
+    def get_with_vectors(self, ids: Sequence[str]) -> tuple[list[Record], np.ndarray]:
+        """Records by id with their stored vectors (rows in the records' order); ids not in the store are left out."""
+        if not ids:
+            return [], np.zeros((0, 0), dtype=np.float32)
+        res = self._col.get(ids=list(ids), include=["metadatas", "documents", "embeddings"])
+        return _with_vectors(res)
+
+    def iter_with_vectors(self, batch: int = 5000) -> Iterator[tuple[list[Record], np.ndarray]]:
+        offset = 0
+        while True:
+            res = self._col.get(include=["metadatas", "documents", "embeddings"], limit=batch, offset=offset)
+            if not res["ids"]:
+                return
+            yield _with_vectors(res)
+            offset += len(res["ids"])
+
     def query_ids(self, vector: np.ndarray, n: int, where: dict[str, Any] | None = None) -> list[tuple[str, float]]:
         """Nearest record ids with their cosine similarity (no text or metadata: reading those for every
         candidate would cost four times as much; ``get`` the few that are needed)."""
@@ -141,11 +163,15 @@ class ChromaStore:
         return [(i, 1.0 - float(dist)) for i, dist in zip(res["ids"][0], res["distances"][0])]
 
     # --- writing -------------------------------------------------------------------------------------------
-    def upsert(self, records: Sequence[Record], vectors: np.ndarray, batch: int = 2000) -> None:
+    def upsert(self, records: Sequence[Record], vectors: np.ndarray, previous: dict[str, dict[str, Any]] | None = None,
+               batch: int = 2000) -> None:
+        """Add or replace records. Chroma merges the metadata of a record that exists, so keys its ``previous``
+        metadata had and the new one lacks are sent as None (which deletes them)."""
+        previous = previous or {}
         for start in range(0, len(records), batch):
             chunk = records[start:start + batch]
             self._col.upsert(ids=[r.id for r in chunk], documents=[r.text for r in chunk],
-                             metadatas=[_clean_metadata(r.metadata) for r in chunk],
+                             metadatas=[_replacing(_clean_metadata(r.metadata), previous.get(r.id)) for r in chunk],
                              embeddings=vectors[start:start + batch].tolist())
 
     def update_metadata(self, records: Sequence[Record], previous: dict[str, dict[str, Any]] | None = None,
@@ -153,12 +179,7 @@ class ChromaStore:
         """Replace records' metadata without re-embedding. Chroma merges metadata on update, so keys that
         the previous metadata had and the new one lacks are sent as None (which deletes them)."""
         previous = previous or {}
-        metas = []
-        for r in records:
-            meta = _clean_metadata(r.metadata)
-            for key in previous.get(r.id, {}):
-                meta.setdefault(key, None)
-            metas.append(meta)
+        metas = [_replacing(_clean_metadata(r.metadata), previous.get(r.id)) for r in records]
         for start in range(0, len(records), batch):
             self._col.update(ids=[r.id for r in records[start:start + batch]], metadatas=metas[start:start + batch])
 
@@ -178,3 +199,11 @@ def _record(record_id: str, metadata: Any, document: str | None) -> Record:
     """A record as Chroma returns it: the entry id travels in the metadata."""
     return Record(id=record_id, entry_id=str(metadata.get("entry_id", "")), text=document or "",
                   metadata=dict(metadata))
+
+
+def _with_vectors(res: Any) -> tuple[list[Record], np.ndarray]:
+    records = [_record(i, m, d) for i, m, d in zip(res["ids"], res["metadatas"], res["documents"])]
+    embeddings = res.get("embeddings")
+    vectors = np.asarray(embeddings, dtype=np.float32) if embeddings is not None and len(records) else \
+        np.zeros((0, 0), dtype=np.float32)
+    return records, vectors

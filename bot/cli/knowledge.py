@@ -31,25 +31,32 @@ def ingest(
     quiet_libraries()
     from knowledge import ColumnMapping, KnowledgeBase
 
-    mapping = ColumnMapping()
-    for field, value in (("id", id_col), ("question", question_col), ("answer", answer_col),
-                         ("category", category_col), ("tags", tags_col), ("url", url_col)):
-        if value is not None:
-            setattr(mapping, field, value)
+    mapping = _mapping(ColumnMapping(), id_col, question_col, answer_col, category_col, tags_col, url_col)
     kb = KnowledgeBase(settings=cli_settings())
     report = _ingest_with_progress(kb, paths, mapping, sync, skip_invalid, quiet=as_json)
     if as_json:
         out.print_json(report.model_dump_json())
     else:
-        for w in report.warnings:
-            err.print(f"warning: {printable(str(w))}", markup=False, highlight=False)
-        for problem in report.invalid:
-            err.print(f"invalid: {printable(str(problem))}", markup=False, highlight=False)
+        _print_findings(report)
         out.print(f"{kb.location}: {report.summary()} ({report.records_embedded} records embedded, "
                   f"{report.seconds:.1f} s)", markup=False, highlight=False)
     if report.invalid and not skip_invalid:
         err.print("files with problems were not written; fix them or use --skip-invalid", markup=False)
         raise typer.Exit(2)
+
+
+def _mapping(mapping: Any, *columns: Optional[str]) -> Any:
+    for field, value in zip(("id", "question", "answer", "category", "tags", "url"), columns):
+        if value is not None:
+            setattr(mapping, field, value)
+    return mapping
+
+
+def _print_findings(report: Any) -> None:
+    for w in report.warnings:
+        err.print(f"warning: {printable(str(w))}", markup=False, highlight=False)
+    for problem in report.invalid:
+        err.print(f"invalid: {printable(str(problem))}", markup=False, highlight=False)
 
 
 def _ingest_with_progress(kb: Any, paths: list[Path], mapping: Any, sync: bool, skip_invalid: bool,
@@ -74,6 +81,39 @@ def _hit_rows(hits: list[Any]) -> Table:
         text = h.text if len(h.text) < 100 else h.text[:97] + "..."
         table.add_row(f"{h.score:.3f}", literal(h.entry_id), h.kind, literal(h.title), literal(text))
     return table
+
+
+@kb_app.command("lint")
+def kb_lint(
+    paths: list[Path] = typer.Argument(..., help="The files or directories you would ingest."),
+    id_col: Optional[str] = typer.Option(None, "--id-col", help="Column/key of the entry id (default: id)."),
+    question_col: Optional[str] = typer.Option(None, "--question-col", help="Column/key of the question."),
+    answer_col: Optional[str] = typer.Option(None, "--answer-col", help="Column/key of the answer."),
+    category_col: Optional[str] = typer.Option(None, "--category-col", help="Column/key of the category."),
+    tags_col: Optional[str] = typer.Option(None, "--tags-col", help="Column/key of the tags."),
+    url_col: Optional[str] = typer.Option(None, "--url-col", help="Column/key of the URL."),
+    as_json: bool = typer.Option(False, "--json", help="Print the findings as an IngestReport in JSON."),
+) -> None:
+    """Check files as `ingest` would, writing nothing: invalid records and warnings, with file and line
+    (sentences that read like instructions to the assistant among them). Exit code 0: nothing found;
+    1: warnings only; 2: invalid records (ingest would refuse those files)."""
+    quiet_libraries()
+    from knowledge import ColumnMapping, KnowledgeBase
+
+    mapping = _mapping(ColumnMapping(), id_col, question_col, answer_col, category_col, tags_col, url_col)
+    report = KnowledgeBase(settings=cli_settings()).lint(paths, mapping=mapping)
+    if as_json:
+        out.print_json(report.model_dump_json())
+    else:
+        _print_findings(report)
+        n_files = len(report.files)
+        out.print(f"{n_files} file{'' if n_files == 1 else 's'} checked: {len(report.invalid)} invalid, "
+                  f"{len(report.warnings)} warning{'' if len(report.warnings) == 1 else 's'}", markup=False,
+                  highlight=False)
+    if report.invalid:
+        raise typer.Exit(2)
+    if report.warnings:
+        raise typer.Exit(1)
 
 
 @kb_app.command("search")

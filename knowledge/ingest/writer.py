@@ -28,8 +28,32 @@ class WriteResult:
     changed: bool = False  # the store was written (derived indexes must be rebuilt)
 
 
+@dataclasses.dataclass
+class WritePlan:
+    """What a write will do: records to embed and upsert, to update in place, to delete; and its counts."""
+
+    to_embed: list[Record]
+    to_update: list[Record]
+    stale: list[str]
+    previous_metadata: dict[str, dict]
+    result: WriteResult
+    existing_ids: set[str]
+
+    @property
+    def touched(self) -> list[str]:
+        """Existing records this write changes or deletes (what an undo must put back)."""
+        return [r.id for r in self.to_embed if r.id in self.existing_ids] + [r.id for r in self.to_update] + \
+            self.stale
+
+    @property
+    def created(self) -> list[str]:
+        """Records this write adds (what an undo must delete)."""
+        return [r.id for r in self.to_embed if r.id not in self.existing_ids]
+
+
 class RecordWriter:
-    """``run(store, records, sync_sources)``: the diff against the store, then the writes."""
+    """``diff(store, records, sync_sources)``: what must change; ``embed(plan)``, then ``apply(store, plan,
+    vectors)``: the writes (callers wrap ``apply`` in a journal transaction, so it is all-or-nothing)."""
 
     LOOKUP_BATCH = 500  # entry ids per metadata lookup
     EMBED_BATCH = 512  # texts per progress step
@@ -37,8 +61,7 @@ class RecordWriter:
     def __init__(self, embed: Embed) -> None:
         self.embed = embed
 
-    def run(self, store: ChromaStore, records: list[Record], sync_sources: set[str] | None = None,
-            progress: Progress | None = None) -> WriteResult:
+    def diff(self, store: ChromaStore, records: list[Record], sync_sources: set[str] | None = None) -> WritePlan:
         entry_ids = sorted({r.entry_id for r in records})
         existing = self._existing(store, entry_ids)
         new_ids = {r.id for r in records}
@@ -48,18 +71,12 @@ class RecordWriter:
         stale = [rid for rid in existing if rid not in new_ids]
         removed_entries: set[str] = set()
         current = set(entry_ids)
+        existing_ids = set(existing)
         for src in sync_sources or ():
             for r in store.get(where={"source": src}, with_text=False):
                 if r.entry_id not in current:
                     stale.append(r.id)
                     removed_entries.add(r.entry_id)
-
-        if to_embed:
-            store.upsert(to_embed, self._embed([r.text for r in to_embed], progress))
-        if to_update:
-            store.update_metadata(to_update, previous={r.id: existing[r.id].metadata for r in to_update})
-        if stale:
-            store.delete(sorted(set(stale)))
 
         result = WriteResult(removed=len(removed_entries), records_embedded=len(to_embed),
                              changed=bool(to_embed or to_update or stale))
@@ -73,7 +90,24 @@ class RecordWriter:
                 result.updated += 1
             else:
                 result.unchanged += 1
-        return result
+        return WritePlan(to_embed=to_embed, to_update=to_update, stale=sorted(set(stale)),
+                         previous_metadata={r.id: existing[r.id].metadata for r in to_update + to_embed
+                                            if r.id in existing}, result=result,
+                         existing_ids=existing_ids)
+
+    def vectors(self, plan: WritePlan, progress: Progress | None = None) -> np.ndarray:
+        """The vectors of the records the plan embeds (the slow part, done before anything is written)."""
+        if not plan.to_embed:
+            return np.zeros((0, 0), dtype=np.float32)
+        return self._embed([r.text for r in plan.to_embed], progress)
+
+    def apply(self, store: ChromaStore, plan: WritePlan, vectors: np.ndarray) -> None:
+        if plan.to_embed:
+            store.upsert(plan.to_embed, vectors, previous=plan.previous_metadata)
+        if plan.to_update:
+            store.update_metadata(plan.to_update, previous=plan.previous_metadata)
+        if plan.stale:
+            store.delete(plan.stale)
 
     def _existing(self, store: ChromaStore, entry_ids: list[str]) -> dict[str, Record]:
         existing: dict[str, Record] = {}
