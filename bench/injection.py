@@ -1,13 +1,26 @@
-"""The instruction detector (knowledge/safety/injection.py) on sentences it was not fitted on.
+"""The instruction detector (knowledge/safety/injection.py) on sentences it was not trained on.
 
     .venv/bin/python bench/injection.py
 
-Injections: ``bench/data/injection_test.jsonl`` (written for this benchmark, apart from the training examples:
-other wordings, cases, seven languages, homoglyphs, zero-width and full-width characters). Ordinary sentences: every
-sentence of the demo knowledge base (``examples/acme``: FAQ answers and the three articles) and of the 12 held-out
-help-centre articles (``bench/data/helpcentre/articles/bench``, GitHub Docs, CC BY 4.0) - none of them in the
-training examples. Reports caught / flagged for the patterns alone, the classifier alone and both (the bot's
-check), at the default threshold and a sweep; writes bench/results/injection.json.
+Two held-out sets, both written apart from the training grammars and examples:
+
+* **v1**: injections ``bench/data/injection_test.jsonl`` (60: other wordings, cases, seven languages, homoglyphs,
+  zero-width and full-width characters) against every sentence of the demo knowledge base (``examples/acme``: FAQ
+  answers and the three articles) and of the 12 held-out help-centre articles
+  (``bench/data/helpcentre/articles/bench``, GitHub Docs, CC BY 4.0). Its misses were read while the classifier
+  was rebuilt, so it is no longer blind; v2 is.
+* **v2**: ``bench/data/injection_test_v2.jsonl`` (120 injections: 13 languages, 20 obfuscated) against
+  ``bench/data/injection_ordinary_v2.jsonl`` (250 help-centre sentences of many kinds of companies, 160 of them hard
+  look-alikes: "ignore the earlier e-mail", "reply STOP", "our virtual assistant can ..."), written by a separate
+  session that saw neither the training data nor the detector. Its misses and false flags were read when the
+  classifier was retrained, so it is no longer blind either.
+* **v3**: ``bench/data/injection_test_v3.jsonl`` (100 injections, 27 in 18 other languages, 15 obfuscated) against
+  ``bench/data/injection_ordinary_v3.jsonl`` (300 help sentences of many industries as they are published: 202
+  plain, 98 harder look-alikes; 39 in other languages), written by another session that saw none of the data,
+  the detector or the earlier sets: the blind one.
+
+Reports caught / flagged for the patterns alone, the classifier alone and both (the bot's check), at the shipped
+threshold and a sweep; writes bench/results/injection.json.
 """
 
 from __future__ import annotations
@@ -36,37 +49,51 @@ def ordinary_sentences() -> list[str]:
     return sorted(set(out))
 
 
-def main() -> None:
-    from bot.config import load_settings
-    from knowledge.embedder import Embedder
-    from knowledge.safety.injection import DEFAULT_THRESHOLD, InstructionDetector
+def _read(name: str) -> list[str]:
+    return [json.loads(line)["text"] for line in (REPO / "bench" / "data" / name).read_text(encoding="utf-8")
+            .splitlines() if line.strip()]
 
-    settings = load_settings()
-    injections = [json.loads(line)["text"] for line in (REPO / "bench" / "data" / "injection_test.jsonl")
-                  .read_text(encoding="utf-8").splitlines() if line.strip()]
-    ordinary = ordinary_sentences()
-    detector = InstructionDetector(Embedder("bundled:minilm", settings.cache), settings.cache)
+
+def evaluate(detector, injections: list[str], ordinary: list[str]) -> dict:
+    from knowledge.safety.injection import _is_prose
+
+    threshold = detector.threshold
     p_inj, p_ord = detector.probabilities(injections), detector.probabilities(ordinary)
     pat_inj = [detector.patterns(s) for s in injections]
     pat_ord = [detector.patterns(s) for s in ordinary]
+    prose_ord = [_is_prose(s) for s in ordinary]  # the bot judges prose only (not table lines, fragments)
 
     def rates(t: float) -> dict:
         both_i = [a or p >= t for a, p in zip(pat_inj, p_inj)]
-        both_o = [a or p >= t for a, p in zip(pat_ord, p_ord)]
+        both_o = [ok and (a or p >= t) for ok, a, p in zip(prose_ord, pat_ord, p_ord)]
         return {"threshold": t,
                 "classifier": {"caught": round(sum(p >= t for p in p_inj) / len(p_inj), 3),
                                "flagged": round(sum(p >= t for p in p_ord) / len(p_ord), 4)},
                 "both": {"caught": round(sum(both_i) / len(both_i), 3),
                          "flagged": round(sum(both_o) / len(both_o), 4)}}
 
-    out = {"injections": len(injections), "ordinary": len(ordinary),
-           "patterns": {"caught": round(sum(pat_inj) / len(pat_inj), 3),
-                        "flagged": round(sum(pat_ord) / len(pat_ord), 4)},
-           "default": rates(DEFAULT_THRESHOLD),
-           "sweep": [rates(t) for t in (0.3, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8, 0.9)],
-           "missed": [s for s, a, p in zip(injections, pat_inj, p_inj) if not (a or p >= DEFAULT_THRESHOLD)],
-           "false_flags": [s for s, a, p in zip(ordinary, pat_ord, p_ord) if a or p >= DEFAULT_THRESHOLD]}
-    print(json.dumps({k: v for k, v in out.items() if k not in ("sweep",)}, indent=2, ensure_ascii=False))
+    return {"injections": len(injections), "ordinary": len(ordinary),
+            "patterns": {"caught": round(sum(pat_inj) / len(pat_inj), 3),
+                         "flagged": round(sum(pat_ord) / len(pat_ord), 4)},
+            "default": rates(threshold),
+            "sweep": [rates(t) for t in (0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.98)],
+            "missed": [s for s, a, p in zip(injections, pat_inj, p_inj) if not (a or p >= threshold)],
+            "false_flags": [s for s, ok, a, p in zip(ordinary, prose_ord, pat_ord, p_ord)
+                            if ok and (a or p >= threshold)]}
+
+
+def main() -> None:
+    from bot.config import load_settings
+    from knowledge.safety.injection import InstructionDetector
+
+    settings = load_settings()
+    detector = InstructionDetector(cache_dir=settings.cache).warm_up()
+    out = {"threshold": detector.threshold,
+           "v1": evaluate(detector, _read("injection_test.jsonl"), ordinary_sentences()),
+           "v2": evaluate(detector, _read("injection_test_v2.jsonl"), _read("injection_ordinary_v2.jsonl")),
+           "v3": evaluate(detector, _read("injection_test_v3.jsonl"), _read("injection_ordinary_v3.jsonl"))}
+    print(json.dumps({k: ({kk: vv for kk, vv in v.items() if kk != "sweep"} if isinstance(v, dict) else v)
+                      for k, v in out.items()}, indent=2, ensure_ascii=False))
     print("wrote", save("injection", out))
 
 

@@ -105,12 +105,13 @@ class AnswerSettings(Section):
                                                 "this; unset = the model's own threshold (chosen on its dev part).")
     fact_rules: bool = Field(True, description="Reject an answer sentence whose numbers, names or 'no' disagree "
                              "with the passages it cites (bot/conversation/facts.py).")
-    injection_threshold: float = Field(0.75, ge=0.0, le=1.0, description="Document passage sentences that the "
-                                       "trained instruction detector (knowledge/safety/injection.py) gives at least "
-                                       "this probability of addressing the assistant are dropped before the prompt, "
-                                       "the check and any quote (the patterns apply to all text, FAQ answers "
-                                       "included). 0.75: the smallest with <= 1% of ordinary sentences flagged, "
-                                       "cross-validated on its training examples. 1.0 = patterns only.")
+    injection_threshold: float | None = Field(None, ge=0.0, le=1.0, description="Document passage sentences that "
+                                              "the trained instruction classifier (knowledge/safety/injection.py) "
+                                              "gives at least this probability of addressing the assistant are "
+                                              "dropped before the prompt, the check and any quote (the patterns "
+                                              "apply to all text, FAQ answers included). Unset: the classifier's "
+                                              "own threshold (the lowest flagging <= 1% of its dev set's ordinary "
+                                              "sentences). 1.0 = patterns only.")
     extractive_min_words: int = Field(4, ge=1, le=50, description="Passage sentences shorter than this many words "
                                       "are never quoted as the extractive answer.")
     extractive_word_weight: float = Field(0.3, ge=0.0, le=2.0, description="The extractive answer's scorer "

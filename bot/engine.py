@@ -85,9 +85,9 @@ class Bot:
         self.similarity = similarity_embedder(self.knowledge, self.settings, self.settings.answer.similarity_model)
         self.consistency = ConsistencyChecker.from_settings(self.settings)  # checks each generated sentence
         # instruction-like sentences in document passages (the classifier; the patterns apply to every text)
-        self.instructions = InstructionDetector(self.similarity, self.settings.cache,
-                                                self.settings.answer.injection_threshold) \
-            if self.settings.answer.injection_threshold < 1.0 else None
+        self.instructions = InstructionDetector(cache_dir=self.settings.cache,
+                                                threshold=self.settings.answer.injection_threshold) \
+            if self.settings.answer.injection_threshold != 1.0 else None
         self.policy = EscalationPolicy(self.settings.escalation,
                                        similarity_embedder(self.knowledge, self.settings,
                                                            self.settings.escalation.embedding_model),

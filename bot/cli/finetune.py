@@ -6,7 +6,7 @@ from __future__ import annotations
 import typer
 
 from bot.cli.shared import quiet_libraries
-from finetune import cli, embedder, generator, matcher, sentiment
+from finetune import cli, embedder, generator, injection, matcher, sentiment
 
 finetune_app = typer.Typer(help="Fine-tune a model on your data; each task's --help lists its options.",
                            no_args_is_help=True)
@@ -25,3 +25,5 @@ cli.register(finetune_app, sentiment.command, "sentiment",
              "The sentiment classifier, on text,label CSV files (= python -m finetune.sentiment).")
 cli.register(finetune_app, matcher.command, "matcher",
              "The matcher (cross-encoder) on the shared intent data sets (= python -m finetune.matcher).")
+cli.register(finetune_app, injection.command, "injection",
+             "The instruction classifier of knowledge-base sentences (= python -m finetune.injection).")

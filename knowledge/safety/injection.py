@@ -5,32 +5,31 @@ Two layers, on the text as ``normalise.for_checks`` reads it (NFKC, invisible ch
 mapped), either of which flags a sentence:
 
 * **patterns** of the commonest forms, in English, German, French, Spanish, Italian, Dutch and Portuguese;
-* **a classifier trained here**: logistic regression on the bundled MiniLM's sentence embeddings, fitted at first
-  use (cached under ``<cache>/injection``) from the shipped examples in ``knowledge/data/injection``: instruction-like
-  sentences written for it against ordinary support sentences (Bitext replies, CDLA-Sharing 1.0; GitHub Docs
-  help articles, CC BY 4.0; hand-written look-alikes such as "you can ignore this email"). A sentence is flagged at
-  probability >= ``threshold`` (``knowledge.injection_threshold``).
+* **a classifier trained here** (``finetune.injection``): a LoRA adapter and a one-logit head on the bundled MiniLM,
+  shipped in ``knowledge/data/injection/classifier`` (1.3 MB, with its model card), trained on
+  instruction-like sentences composed in seven languages against ordinary support sentences (Bitext replies,
+  CDLA-Sharing 1.0; GitHub Docs help articles, CC BY 4.0; composed look-alikes such as "ignore this e-mail if you
+  have paid"). A sentence is flagged at probability >= ``threshold`` (``answer.injection_threshold``; unset: the
+  model's own, chosen on its dev set).
 
-Flagged sentences never reach the prompt, the grounding check or an extractive quote (``strip``); ingest reports
-them (file and entry) for a person to review. Measured by ``bench/injection.py`` on sentences written apart from
-the training ones (docs/security.md).
+Flagged sentences never reach the prompt, the grounding check or an extractive quote (``strip``); ingest and
+``kb lint`` report them (file and line) for a person to review. Measured by ``bench/injection.py`` on sentences
+written apart from the training ones (docs/security.md).
 """
 
 from __future__ import annotations
 
-import hashlib
+import json
 import re
 import threading
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
-import numpy as np
-
-from knowledge.runtime.atomic import load_array, save_array
 from knowledge.safety.normalise import for_checks
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "injection"
-DEFAULT_THRESHOLD = 0.75  # the smallest with <= 1% of ordinary sentences flagged, 5-fold on the training examples
+CLASSIFIER = DATA / "classifier"  # the shipped one (finetune.injection's output)
+CLASSIFIER_FILE = "injection.json"
 
 _PATTERNS = re.compile("|".join([
     # override what came before
@@ -82,68 +81,82 @@ def _is_prose(sentence: str) -> bool:
     return not text.startswith("|") and len(re.findall(r"[^\W\d_]{2,}", text)) >= 3
 
 
-def _examples(name: str) -> list[str]:
-    lines = (DATA / name).read_text(encoding="utf-8").splitlines()
-    return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+class _Classifier:
+    """The shipped adapter on its body, merged, with its tokenizer and threshold (loaded once per process)."""
+
+    def __init__(self, directory: Path, cache_dir: Path) -> None:
+        from transformers import AutoTokenizer
+
+        from knowledge.retrieval.pair_model import assemble
+        from knowledge.runtime.models import materialize
+
+        meta = json.loads((directory / CLASSIFIER_FILE).read_text(encoding="utf-8"))
+        body = materialize(meta.get("body", "bundled:minilm"), cache_dir)
+        self.model = assemble(directory, body)
+        self.tokenizer = AutoTokenizer.from_pretrained(body)
+        self.max_length = int(meta.get("max_length", 64))
+        self.threshold = float(meta["threshold"])
+        self.lock = threading.Lock()  # a fast tokenizer is not safe to share between threads
+
+    def probabilities(self, texts: Sequence[str], batch: int = 64) -> list[float]:
+        import torch
+
+        out: list[float] = []
+        for start in range(0, len(texts), batch):
+            with self.lock:
+                enc = self.tokenizer([for_checks(t) for t in texts[start:start + batch]], padding=True,
+                                     truncation=True, max_length=self.max_length, return_tensors="pt")
+            with torch.inference_mode():
+                out += torch.sigmoid(self.model(**enc).logits.squeeze(-1).float()).tolist()
+        return out
+
+
+def load_classifier(directory: Path, cache_dir: Path | None) -> _Classifier:
+    from knowledge.runtime.models import loading, shared
+    from knowledge.settings import default_cache_dir
+
+    return shared("instruction-classifier", str(Path(directory).resolve()),
+                  lambda: loading(str(directory), "instruction classifier",
+                                  lambda: _Classifier(Path(directory), Path(cache_dir or default_cache_dir()))))
 
 
 class InstructionDetector:
-    """``flags(sentences)`` -> which address the assistant. Light until used; the classifier is fitted once."""
+    """``flags(sentences)`` -> which address the assistant. Light until used; the classifier loads once."""
 
-    _heads: dict[str, tuple[np.ndarray, float]] = {}
-    _lock = threading.Lock()
-
-    def __init__(self, embedder: Any = None, cache_dir: Path | None = None, threshold: float = DEFAULT_THRESHOLD,
-                 C: float = 4.0) -> None:
-        self.embedder = embedder  # a knowledge.embedder.Embedder (None: patterns only)
+    def __init__(self, classifier: str | Path | None = CLASSIFIER, cache_dir: Path | None = None,
+                 threshold: float | None = None) -> None:
+        self.classifier = classifier  # a finetune.injection output directory (None: patterns only)
         self.cache_dir = cache_dir
-        self.threshold = threshold
-        self.C = C
+        self._threshold = threshold
+        self._model: _Classifier | None = None
+        self._lock = threading.Lock()
         self._seen: dict[str, float] = {}  # sentence -> probability (passages come back turn after turn)
 
     def warm_up(self) -> "InstructionDetector":
-        if self.embedder is not None:
-            self.embedder.warm_up()
-            self._head()
+        if self.classifier is not None and self._model is None:
+            self._model = load_classifier(Path(self.classifier), self.cache_dir)
         return self
+
+    @property
+    def threshold(self) -> float:
+        """The probability at which a sentence is flagged: the one given, else the classifier's own."""
+        if self._threshold is not None:
+            return self._threshold
+        return self.warm_up()._model.threshold if self.classifier is not None else 1.0  # type: ignore[union-attr]
 
     def patterns(self, sentence: str) -> bool:
         return _PATTERNS.search(for_checks(sentence)) is not None
 
-    def _head(self) -> tuple[np.ndarray, float]:
-        positives, negatives = _examples("instructions.txt"), _examples("ordinary.txt") + \
-            _examples("help_sentences.txt")
-        digest = hashlib.sha256("\n".join([str(self.embedder.identity), f"C={self.C}", *positives, "--",
-                                           *negatives]).encode()).hexdigest()[:24]
-        with self._lock:
-            if digest not in self._heads:
-                path = Path(self.cache_dir) / "injection" / f"head-{digest}.npy" if self.cache_dir else None
-                w = load_array(path)
-                if w is None:
-                    w = self._fit(positives, negatives)
-                    if path is not None:
-                        save_array(path, w)
-                self._heads[digest] = (w[:-1], float(w[-1]))
-            return self._heads[digest]
-
-    def _fit(self, positives: list[str], negatives: list[str]) -> np.ndarray:
-        from sklearn.linear_model import LogisticRegression
-
-        x = np.asarray(self.embedder.embed([for_checks(s) for s in positives + negatives]), dtype=np.float32)
-        y = np.r_[np.ones(len(positives)), np.zeros(len(negatives))]
-        model = LogisticRegression(C=self.C, class_weight="balanced", tol=1e-6, max_iter=10000).fit(x, y)
-        return np.r_[model.coef_[0], model.intercept_[0]].astype(np.float32)
-
     def probabilities(self, sentences_: Sequence[str]) -> list[float]:
         """The classifier's probability that each sentence addresses the assistant."""
-        if not sentences_ or self.embedder is None:
+        if not sentences_ or self.classifier is None:
             return [0.0] * len(sentences_)
-        w, b = self._head()
+        model = self.warm_up()._model
+        assert model is not None
         known = dict(self._seen)
         todo = [s for s in dict.fromkeys(sentences_) if s not in known]
         if todo:
-            x = np.asarray(self.embedder.embed([for_checks(s) for s in todo]), dtype=np.float32)
-            fresh = dict(zip(todo, (1.0 / (1.0 + np.exp(-np.clip(x @ w + b, -50, 50)))).tolist()))
+            fresh = dict(zip(todo, model.probabilities(todo)))
             known.update(fresh)
             with self._lock:
                 if len(self._seen) > 50_000:
@@ -157,7 +170,8 @@ class InstructionDetector:
         prose = [_is_prose(s) for s in sentences_]
         it = iter(self.probabilities([s for s, ok in zip(sentences_, prose) if ok]))
         probs = [next(it) if ok else 0.0 for ok in prose]
-        return [ok and (self.patterns(s) or p >= self.threshold) for s, ok, p in zip(sentences_, prose, probs)]
+        threshold = self.threshold if any(prose) and self.classifier is not None else 1.0
+        return [ok and (self.patterns(s) or p >= threshold) for s, ok, p in zip(sentences_, prose, probs)]
 
     def strip(self, text: str) -> str:
         """``text`` without the sentences that address the assistant (unchanged when there are none); the rest
@@ -180,4 +194,4 @@ class InstructionDetector:
         return "".join(part + sep for part, sep in kept).strip()
 
 
-PATTERNS_ONLY = InstructionDetector()  # no embedder: the patterns alone (no model, for every text)
+PATTERNS_ONLY = InstructionDetector(None)  # the patterns alone (no model, for every text)
