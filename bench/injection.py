@@ -20,7 +20,7 @@ Two held-out sets, both written apart from the training grammars and examples:
   the detector or the earlier sets: the blind one.
 
 Reports caught / flagged for the patterns alone, the classifier alone and both (the bot's check), at the shipped
-threshold and a sweep; writes bench/results/injection.json.
+threshold and a sweep, for both values of ``knowledge.injection_languages``; writes bench/results/injection.json.
 """
 
 from __future__ import annotations
@@ -58,7 +58,9 @@ def evaluate(detector, injections: list[str], ordinary: list[str]) -> dict:
     from knowledge.safety.injection import _is_prose
 
     threshold = detector.threshold
-    p_inj, p_ord = detector.probabilities(injections), detector.probabilities(ordinary)
+    # as the bot's check does it: with languages="english" the classifier reads only sentences in English
+    p_inj = [p if detector.reads(s) else -1.0 for s, p in zip(injections, detector.probabilities(injections))]
+    p_ord = [p if detector.reads(s) else -1.0 for s, p in zip(ordinary, detector.probabilities(ordinary))]
     pat_inj = [detector.patterns(s) for s in injections]
     pat_ord = [detector.patterns(s) for s in ordinary]
     prose_ord = [_is_prose(s) for s in ordinary]  # the bot judges prose only (not table lines, fragments)
@@ -87,13 +89,20 @@ def main() -> None:
     from knowledge.safety.injection import InstructionDetector
 
     settings = load_settings()
-    detector = InstructionDetector(cache_dir=settings.cache).warm_up()
-    out = {"threshold": detector.threshold,
-           "v1": evaluate(detector, _read("injection_test.jsonl"), ordinary_sentences()),
-           "v2": evaluate(detector, _read("injection_test_v2.jsonl"), _read("injection_ordinary_v2.jsonl")),
-           "v3": evaluate(detector, _read("injection_test_v3.jsonl"), _read("injection_ordinary_v3.jsonl"))}
-    print(json.dumps({k: ({kk: vv for kk, vv in v.items() if kk != "sweep"} if isinstance(v, dict) else v)
-                      for k, v in out.items()}, indent=2, ensure_ascii=False))
+    out: dict = {}
+    for languages in ("all", "english"):  # knowledge.injection_languages
+        detector = InstructionDetector(cache_dir=settings.cache, languages=languages).warm_up()
+        out[languages] = {
+            "threshold": detector.threshold,
+            "v1": evaluate(detector, _read("injection_test.jsonl"), ordinary_sentences()),
+            "v2": evaluate(detector, _read("injection_test_v2.jsonl"), _read("injection_ordinary_v2.jsonl")),
+            "v3": evaluate(detector, _read("injection_test_v3.jsonl"), _read("injection_ordinary_v3.jsonl"))}
+    for languages, sets in out.items():
+        for name, r in sets.items():
+            if isinstance(r, dict):
+                print(f"languages={languages} {name}: {r['injections']} injections, {r['ordinary']} ordinary; "
+                      f"patterns {r['patterns']}; at {r['default']['threshold']}: classifier "
+                      f"{r['default']['classifier']}, both {r['default']['both']}")
     print("wrote", save("injection", out))
 
 

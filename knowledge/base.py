@@ -172,7 +172,8 @@ class KnowledgeBase:
         if not found:
             return []
         if self._review is None:  # one per knowledge base: its model loads once, its sentence cache is kept
-            self._review = InstructionDetector(cache_dir=self.settings.cache)
+            self._review = InstructionDetector(cache_dir=self.settings.cache,
+                                               languages=self.settings.knowledge.injection_languages)
         detector = self._review
         unique = list(dict.fromkeys(s for _, _, s in found))
         flagged = dict(zip(unique, detector.flags(unique)))

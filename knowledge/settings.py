@@ -81,6 +81,11 @@ class KnowledgeSettings(Section):
                                       "sentences of answers and documents that address the assistant instead of "
                                       "the customer (knowledge/safety/injection.py), for a person to review; the "
                                       "bot never uses them.")
+    injection_languages: Literal["all", "english"] = Field(
+        "all", description="Which sentences the trained instruction classifier reads (the patterns read every "
+        "one): 'all' (for an English help centre, where a sentence in another language is suspicious in itself), "
+        "or 'english': only sentences that read as English, for a knowledge base in another language (the "
+        "classifier's body is English-only and flags many ordinary non-English help sentences; docs/security.md).")
     index_answers: bool = Field(True, description="Index each FAQ answer too, so that a message asking about what "
                                 "an answer says finds its entry (changing this rewrites FAQ entries on the next "
                                 "ingest).")

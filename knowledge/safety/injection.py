@@ -81,6 +81,28 @@ def _is_prose(sentence: str) -> bool:
     return not text.startswith("|") and len(re.findall(r"[^\W\d_]{2,}", text)) >= 3
 
 
+# English function words: the classifier's body (all-MiniLM-L6-v2) was trained on English, and on other languages
+# it reads "foreign" as "instruction" (ordinary German or Korean help sentences get high probabilities), so a
+# knowledge base in another language gives it only the sentences that read as English (languages="english");
+# the patterns judge every language they know.
+_ENGLISH = frozenset("""the an and or but if then to of in at by for with from is are was were be been being this
+that these those it its you your yours we our us they them their he she his her not do does did don't can can't
+will would should must may might all any every each only just about after before when what which who how there here
+have has had please into than more most also so up out some such other new now never always yourself a on within
+until per one two next over under without because while through between same own off back like get make use""".split())
+
+
+def reads_english(sentence: str) -> bool:
+    """Whether a sentence reads as English (enough English function words, few non-Latin letters)."""
+    text = for_checks(sentence).lower()
+    letters = [ch for ch in text if ch.isalpha()]
+    if not letters or sum(not ch.isascii() for ch in letters) > 0.15 * len(letters):
+        return False
+    words = re.findall(r"[a-z]+(?:'[a-z]+)?", text)
+    hits = sum(w in _ENGLISH for w in words)
+    return hits >= (1 if len(words) < 6 else 2) and hits >= 0.15 * len(words)
+
+
 class _Classifier:
     """The shipped adapter on its body, merged, with its tokenizer and threshold (loaded once per process)."""
 
@@ -124,8 +146,9 @@ class InstructionDetector:
     """``flags(sentences)`` -> which address the assistant. Light until used; the classifier loads once."""
 
     def __init__(self, classifier: str | Path | None = CLASSIFIER, cache_dir: Path | None = None,
-                 threshold: float | None = None) -> None:
+                 threshold: float | None = None, languages: str = "all") -> None:
         self.classifier = classifier  # a finetune.injection output directory (None: patterns only)
+        self.languages = languages  # "all", or "english": the classifier reads only sentences that read as English
         self.cache_dir = cache_dir
         self._threshold = threshold
         self._model: _Classifier | None = None
@@ -143,6 +166,10 @@ class InstructionDetector:
         if self._threshold is not None:
             return self._threshold
         return self.warm_up()._model.threshold if self.classifier is not None else 1.0  # type: ignore[union-attr]
+
+    def reads(self, sentence: str) -> bool:
+        """Whether the classifier judges this sentence (``languages``: all, or only those in English)."""
+        return self.languages == "all" or reads_english(sentence)
 
     def patterns(self, sentence: str) -> bool:
         return _PATTERNS.search(for_checks(sentence)) is not None
@@ -166,12 +193,15 @@ class InstructionDetector:
 
     def flags(self, sentences_: Sequence[str]) -> list[bool]:
         """Which sentences address the assistant. Only prose is judged: table lines and fragments of fewer than
-        three words are never flagged (the classifier was fitted on sentences)."""
+        three words are never flagged (the classifier was trained on sentences); with ``languages="english"`` the
+        classifier reads only sentences in English (its body's language), the patterns every sentence."""
         prose = [_is_prose(s) for s in sentences_]
-        it = iter(self.probabilities([s for s, ok in zip(sentences_, prose) if ok]))
-        probs = [next(it) if ok else 0.0 for ok in prose]
-        threshold = self.threshold if any(prose) and self.classifier is not None else 1.0
-        return [ok and (self.patterns(s) or p >= threshold) for s, ok, p in zip(sentences_, prose, probs)]
+        judged = [ok and self.reads(s) for s, ok in zip(sentences_, prose)]  # what the classifier reads
+        it = iter(self.probabilities([s for s, ok in zip(sentences_, judged) if ok]))
+        probs = [next(it) if ok else 0.0 for ok in judged]
+        threshold = self.threshold if any(judged) and self.classifier is not None else 1.0
+        return [ok and (self.patterns(s) or (read and p >= threshold))
+                for s, ok, read, p in zip(sentences_, prose, judged, probs)]
 
     def strip(self, text: str) -> str:
         """``text`` without the sentences that address the assistant (unchanged when there are none); the rest
