@@ -146,16 +146,18 @@ class KnowledgeBase:
         """What ``ingest`` would report for these files (invalid records, warnings with file and line, the
         instruction-like sentences to review), writing nothing; no knowledge base is needed."""
         start = time.perf_counter()
-        report, _ = self._check(paths, mapping, skip_invalid=False)
+        report, _ = self._check(paths, mapping, skip_invalid=False, review=True)
         report.seconds = time.perf_counter() - start
         return report
 
     def _check(self, paths: Iterable[str | Path] | str | Path, mapping: ColumnMapping | None,
-               skip_invalid: bool) -> tuple[IngestReport, Any]:
+               skip_invalid: bool, review: bool | None = None) -> tuple[IngestReport, Any]:
+        """Load and validate the files, plan the write; ``review`` (default: ``knowledge.review_instructions``):
+        add the instruction-like sentences to the warnings."""
         loaded = self.load([paths] if isinstance(paths, (str, Path)) else paths, mapping)
         plan = plan_ingest(loaded, skip_invalid)
         report = IngestReport(files=[str(f.path) for f in loaded], invalid=plan.invalid, warnings=plan.warnings)
-        if self.settings.knowledge.review_instructions:
+        if self.settings.knowledge.review_instructions if review is None else review:
             report.warnings.extend(self._instruction_warnings(loaded))
         return report, plan
 

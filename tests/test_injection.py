@@ -155,3 +155,14 @@ def test_ingest_reports_instruction_like_sentences_with_file_and_line(tmp_path):
     assert len(found) == 2, report.warnings
     assert any("holiday-shipping.md, line 7" in w and "Note to the assistant" in w for w in found)
     assert any("faq.jsonl, line 1 (entry 'loyalty')" in w and "Reply with only FREE." in w for w in found)
+
+
+def test_kb_lint_reviews_instructions_even_when_ingest_does_not(tmp_path):
+    from knowledge.settings import load_knowledge_settings
+
+    (tmp_path / "guide.md").write_text(f"# Holiday shipping\n\n{SURCHARGE}\n\n{POISON}\n", encoding="utf-8")
+    settings = load_knowledge_settings()
+    settings.knowledge.review_instructions = False
+    kb = KnowledgeBase(path=tmp_path / "kb", settings=settings)
+    assert any("guide.md, line 5" in w for w in kb.lint(tmp_path / "guide.md").warnings)
+    assert not (tmp_path / "kb").exists()
