@@ -173,3 +173,34 @@ def test_a_write_still_running_in_another_process_is_not_undone(tmp_path):
         assert reader.store().count() == store.count()
         assert not journal.recover(store) and journal.pending()
     assert journal.recover(store) and not journal.pending()  # the writer is gone: its journal is undone
+
+
+def test_a_write_that_fails_with_an_error_is_undone_at_once(tmp_path, monkeypatch):
+    import json
+
+    from knowledge import KnowledgeBase
+    from knowledge.store import ChromaStore
+
+    faq = tmp_path / "faq.jsonl"
+    entries = [{"id": "a", "questions": ["How do I reset my password?"], "answer": "Use the reset link."},
+               {"id": "b", "questions": ["Where is my parcel?"], "answer": "Track it in your account."}]
+    faq.write_text("".join(json.dumps(e) + "\n" for e in entries), encoding="utf-8")
+    kb = KnowledgeBase(path=tmp_path / "kb")
+    kb.ingest(faq)
+    before = {r.id: (r.text, r.metadata) for r in kb.store().iter_all()}
+
+    delete, calls = ChromaStore.delete, []
+
+    def fails_once(self, ids, batch=2000):  # the write's deletion fails; the undo's deletion works
+        calls.append(list(ids))
+        if len(calls) == 1:
+            raise RuntimeError("the Chroma server went away")
+        return delete(self, ids, batch)
+
+    monkeypatch.setattr(ChromaStore, "delete", fails_once)
+    entries = [{**entries[0], "answer": "Use the new reset page."}]  # a edited (upsert), b removed (delete)
+    faq.write_text(json.dumps(entries[0]) + "\n", encoding="utf-8")
+    with pytest.raises(RuntimeError):
+        kb.ingest(faq, sync=True)
+    assert {r.id: (r.text, r.metadata) for r in kb.store().iter_all()} == before
+    assert not kb.journal.pending() and len(calls) == 2

@@ -7,7 +7,8 @@ of every record it will change or delete (for a reindex, the whole collection an
 journal is written to a temporary file, flushed to disk and renamed into place; when the write has finished,
 derived indexes included, it is deleted: that deletion is the commit.
 
-A journal found with no writer holding the lock belongs to a write that died: :meth:`recover` undoes what that
+A write that fails with an error is undone at once. A journal found with no writer holding the lock belongs to a
+write that died: :meth:`recover` undoes what that
 write did (deletes the records it created, puts back the ones it changed or deleted, bumps the revision so the
 BM25 index is rebuilt) and deletes the journal. Undoing is idempotent, so dying while recovering is recovered by
 the next open. Writers and recovery take an exclusive ``flock`` on a lock file beside the journal: another process
@@ -60,7 +61,12 @@ class WriteJournal:
                         "created": [i for i in dict.fromkeys(created) if i not in kept],
                         "restore": [{"id": r.id, "text": r.text, "metadata": r.metadata} for r in previous]},
                        vectors)
-            yield
+            try:
+                yield
+            except BaseException:  # a failed write (a Chroma error, Ctrl-C) is undone now, if it can be
+                with contextlib.suppress(Exception):
+                    self._recover_locked(store)
+                raise
             self._commit()
 
     def _save(self, meta: dict[str, Any], vectors: np.ndarray) -> None:
