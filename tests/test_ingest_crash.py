@@ -111,7 +111,7 @@ def states(tmp_path_factory):
 
 
 def _kill_points(writes: int) -> list[str]:
-    points = sorted({1, 2, 3, writes // 3, writes // 2, (2 * writes) // 3, writes - 1, writes})
+    points = sorted({1, 2, writes // 2, writes - 1, writes})  # the first writes, the middle, the last ones
     return [str(p) for p in points if 1 <= p <= writes] + ["bm25", "commit"]
 
 
@@ -120,7 +120,7 @@ def test_the_ingest_is_many_chroma_writes(states):
     assert writes >= 10  # upsert, update and delete batches, the revision: the kill points fall between them
 
 
-@pytest.mark.parametrize("point", range(10))
+@pytest.mark.parametrize("point", range(7))
 def test_a_killed_ingest_leaves_the_state_before_or_after_and_bm25_agrees(states, point):
     base, files, v1, writes, (before, before_vectors), (after, after_vectors), ingests = states
     points = _kill_points(writes)

@@ -20,7 +20,7 @@ from knowledge.ingest.formats import supported_suffixes
 from knowledge.ingest.plan import plan_ingest
 from knowledge.schema import FAQEntry
 
-FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 # Pieces that mean something to one of the formats, so generated files reach past the first parser check.
 TOKENS = ["\n", "\r\n", ",", '"', "'", ";", "\t", "{", "}", "[", "]", ":", "#", "## ", "<", ">", "</", "<p>",
