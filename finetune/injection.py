@@ -20,7 +20,6 @@ import dataclasses
 import json
 import random
 import time
-import warnings
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -84,21 +83,10 @@ def training_data(options: InjectionOptions) -> tuple[list[tuple[str, int]], lis
 
 
 def _model(options: InjectionOptions, cache_dir: Path | None) -> tuple[Any, Any]:
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoTokenizer
+    """(tokenizer, the LoRA model): the matcher's recipe on one sentence instead of a pair."""
+    from finetune.matcher import _lora_model as pair_lora_model
 
-    from knowledge.retrieval.pair_model import base_model
-    from knowledge.runtime.models import materialize
-    from knowledge.settings import default_cache_dir
-
-    body = materialize(options.body, cache_dir or default_cache_dir())
-    lora = LoraConfig(r=options.lora_rank, lora_alpha=2 * options.lora_rank, lora_dropout=0.1,
-                      target_modules=["query", "key", "value", "dense"], modules_to_save=["classifier"])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        model = get_peft_model(base_model(body), lora)
-    model.peft_config["default"].base_model_name_or_path = options.body
-    return AutoTokenizer.from_pretrained(body), model
+    return pair_lora_model(options, cache_dir)  # type: ignore[arg-type]  # reads .body and .lora_rank
 
 
 def _logits(model: Any, tokenizer: Any, texts: Sequence[str], max_length: int, batch: int = 64) -> list[float]:

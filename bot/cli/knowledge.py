@@ -13,18 +13,23 @@ from bot.terminal.literal import literal, printable
 
 kb_app = typer.Typer(help="Inspect and maintain the knowledge base.", no_args_is_help=True)
 
+# the column-mapping options `ingest` and `kb lint` share (one definition: their flags cannot drift apart)
+_COLUMNS = {field: typer.Option(None, f"--{field}-col", help=f"Column/key of the {text}.")
+            for field, text in (("id", "entry id (default: id)"), ("question", "question"), ("answer", "answer"),
+                                ("category", "category"), ("tags", "tags"), ("url", "URL"))}
+
 
 def ingest(
     paths: list[Path] = typer.Argument(..., help="FAQ files (CSV, JSON, JSONL) and documents (Markdown, HTML, "
                                                  "text), or directories of them."),
     sync: bool = typer.Option(False, "--sync", help="Remove entries that disappeared from these files."),
     skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Write the valid records of bad files."),
-    id_col: Optional[str] = typer.Option(None, "--id-col", help="Column/key of the entry id (default: id)."),
-    question_col: Optional[str] = typer.Option(None, "--question-col", help="Column/key of the question."),
-    answer_col: Optional[str] = typer.Option(None, "--answer-col", help="Column/key of the answer."),
-    category_col: Optional[str] = typer.Option(None, "--category-col", help="Column/key of the category."),
-    tags_col: Optional[str] = typer.Option(None, "--tags-col", help="Column/key of the tags."),
-    url_col: Optional[str] = typer.Option(None, "--url-col", help="Column/key of the URL."),
+    id_col: Optional[str] = _COLUMNS["id"],
+    question_col: Optional[str] = _COLUMNS["question"],
+    answer_col: Optional[str] = _COLUMNS["answer"],
+    category_col: Optional[str] = _COLUMNS["category"],
+    tags_col: Optional[str] = _COLUMNS["tags"],
+    url_col: Optional[str] = _COLUMNS["url"],
     as_json: bool = typer.Option(False, "--json", help="Print the IngestReport as JSON."),
 ) -> None:
     """Ingest files into the knowledge base (incremental: unchanged records are not re-embedded)."""
@@ -86,12 +91,12 @@ def _hit_rows(hits: list[Any]) -> Table:
 @kb_app.command("lint")
 def kb_lint(
     paths: list[Path] = typer.Argument(..., help="The files or directories you would ingest."),
-    id_col: Optional[str] = typer.Option(None, "--id-col", help="Column/key of the entry id (default: id)."),
-    question_col: Optional[str] = typer.Option(None, "--question-col", help="Column/key of the question."),
-    answer_col: Optional[str] = typer.Option(None, "--answer-col", help="Column/key of the answer."),
-    category_col: Optional[str] = typer.Option(None, "--category-col", help="Column/key of the category."),
-    tags_col: Optional[str] = typer.Option(None, "--tags-col", help="Column/key of the tags."),
-    url_col: Optional[str] = typer.Option(None, "--url-col", help="Column/key of the URL."),
+    id_col: Optional[str] = _COLUMNS["id"],
+    question_col: Optional[str] = _COLUMNS["question"],
+    answer_col: Optional[str] = _COLUMNS["answer"],
+    category_col: Optional[str] = _COLUMNS["category"],
+    tags_col: Optional[str] = _COLUMNS["tags"],
+    url_col: Optional[str] = _COLUMNS["url"],
     as_json: bool = typer.Option(False, "--json", help="Print the findings as an IngestReport in JSON."),
 ) -> None:
     """Check files as `ingest` would, writing nothing: invalid records and warnings, with file and line
