@@ -53,7 +53,16 @@ class MatcherOptions:
     body: str = "bundled:minilm"
     queries_per_set: int = dataclasses.field(default=1300, metadata={"help": "training messages per data set"})
     answer_groups: int = dataclasses.field(default=300, metadata={"help": "Bitext request -> response groups"})
-    oos_groups: int = dataclasses.field(default=700, metadata={"help": "groups with no right candidate"})
+    oos_groups: int = dataclasses.field(default=700, metadata={"help": "groups with no right candidate: a message "
+                                                                  "of one set against another set's entries"})
+    near_oos_groups: int = dataclasses.field(default=0, metadata={
+        "help": "groups with no right candidate: a message against its own set's nearest *other* entries (close "
+                "in topic, not what was asked: a question the FAQ does not cover)"})
+    mine_with: str = dataclasses.field(default="bundled:minilm", metadata={
+        "help": "the embedder that mines hard negatives (the retriever's own, bundled:embedder, shows the matcher "
+                "what it will be shown)"})
+    init: str = dataclasses.field(default="", metadata={
+        "help": "start from this matcher directory's adapter (e.g. knowledge/data/matcher) instead of a fresh one"})
     hard_negatives: int = 5
     random_negatives: int = 2
     phrasings: int = dataclasses.field(default=3, metadata={"help": "phrasings per entry the candidates are "
@@ -142,6 +151,17 @@ def build_groups(sets: dict[str, IntentSet], options: MatcherOptions, embed: Any
         near = sorted(scores, key=lambda i: -scores[i])[:options.hard_negatives + options.random_negatives + 1]
         cands = [c for i in near if (c := ix.best_of(i, q, rng, options.phrasings))]
         groups.append(Group(noisy(text), tuple(cands), tuple([0] * len(cands)), "oos"))
+    # near out of scope: a message against its own set's nearest entries, its own intent left out
+    for _ in range(options.near_oos_groups):
+        name = rng.choice(names)
+        text, intent = rng.choice(sets[name].pairs("train"))
+        q = vectors[pos[text]]
+        ix = index[name]
+        scores = ix.intent_scores(q)
+        near = sorted((i for i in scores if i != intent), key=lambda i: -scores[i])
+        near = near[:options.hard_negatives + options.random_negatives + 1]
+        cands = [c for i in near if (c := ix.best_of(i, q, rng, options.phrasings))]
+        groups.append(Group(noisy(text), tuple(cands), tuple([0] * len(cands)), "oos"))
     # answers: a request against agent responses (what an FAQ answer says)
     responses = bitext_responses(data_dir)
     train_texts = {t for ts in sets["bitext"].train.values() for t in ts}
@@ -182,7 +202,17 @@ def _lora_model(options: MatcherOptions, cache_dir: Path | None) -> tuple[Any, A
                       target_modules=["query", "key", "value", "dense"], modules_to_save=["classifier"])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
-        model = get_peft_model(base_model(body), lora)
+        if getattr(options, "init", ""):
+            from peft import PeftModel
+
+            from knowledge.retrieval.matcher import matcher_dir
+
+            start = matcher_dir(options.init)
+            if start is None:
+                raise typer.BadParameter(f"{options.init} is not a matcher directory (no {MATCHER_FILE})")
+            model = PeftModel.from_pretrained(base_model(body), str(start), is_trainable=True)
+        else:
+            model = get_peft_model(base_model(body), lora)
     model.peft_config["default"].base_model_name_or_path = options.body
     return tokenizer, model
 
@@ -339,7 +369,7 @@ def model_card(meta: dict[str, Any]) -> str:
 
 DATA_NOTE = ("From `../shared/data`, the train parts of `finetune.intents` (seed 13; calibration and dev parts "
              "never trained on): BANKING77 (CC BY 4.0), HWU64 fold-train rows (CC BY 4.0), Bitext customer-support "
-             "sample instructions and responses (CDLA-Sharing 1.0). Hard negatives mined with bundled:minilm.")
+             "sample instructions and responses (CDLA-Sharing 1.0).")
 
 
 # --- command line ----------------------------------------------------------------------------------------------
@@ -354,11 +384,14 @@ def _train_command(
     from knowledge.settings import default_cache_dir
 
     sets = load_all(data_dir, options.seed)
-    embedder = Embedder("bundled:minilm", default_cache_dir())
+    embedder = Embedder(options.mine_with, default_cache_dir())
     t0 = time.perf_counter()
     groups = build_groups(sets, options, embedder.embed, data_dir)
     print(f"{len(groups)} groups built in {time.perf_counter() - t0:.0f} s", flush=True)
-    meta = train(groups, output, options, command, DATA_NOTE, resume=resume, progress=False)
+    note = f"{DATA_NOTE} Hard negatives mined with {options.mine_with}."
+    if options.init:
+        note += f" Training started from the adapter in {options.init}."
+    meta = train(groups, output, options, command, note, resume=resume, progress=False)
     print(json.dumps({k: meta[k] for k in ("train_groups", "train_pairs", "train_seconds")}))
 
 
