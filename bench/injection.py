@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/injection.py
 
-Two held-out sets, both written apart from the training grammars and examples:
+Held-out sets, all written apart from the training grammars and examples:
 
 * **v1**: injections ``bench/data/injection_test.jsonl`` (60: other wordings, cases, seven languages, homoglyphs,
   zero-width and full-width characters) against every sentence of the demo knowledge base (``examples/acme``: FAQ
@@ -17,7 +17,12 @@ Two held-out sets, both written apart from the training grammars and examples:
 * **v3**: ``bench/data/injection_test_v3.jsonl`` (100 injections, 27 in 18 other languages, 15 obfuscated) against
   ``bench/data/injection_ordinary_v3.jsonl`` (300 help sentences of many industries as they are published: 202
   plain, 98 harder look-alikes; 39 in other languages), written by another session that saw none of the data,
-  the detector or the earlier sets: the blind one.
+  the detector or the earlier sets. Its false flags were read when help sentences in other languages joined the
+  training data.
+* **v4**: ``bench/data/injection_test_v4.jsonl`` (100 injections, 25 in 18 other languages, 15 obfuscated) against
+  ``bench/data/injection_ordinary_v4.jsonl`` (300 help sentences: 190 plain, 50 look-alikes, 60 in 18 other
+  languages), written 2026-12-02 by a session that saw none of the data, the detector or the earlier sets; measured
+  once for the classifier before and after that retraining, side by side.
 
 Reports caught / flagged for the patterns alone, the classifier alone and both (the bot's check), at the shipped
 threshold and a sweep, for both values of ``knowledge.injection_languages``; writes bench/results/injection.json.
@@ -85,25 +90,36 @@ def evaluate(detector, injections: list[str], ordinary: list[str]) -> dict:
 
 
 def main() -> None:
-    from bot.config import load_settings
-    from knowledge.safety.injection import InstructionDetector
+    import argparse
 
+    from bot.config import load_settings
+    from knowledge.safety.injection import CLASSIFIER, InstructionDetector
+
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--classifier", type=Path, default=CLASSIFIER, help="a finetune.injection output directory")
+    p.add_argument("--out", default="injection", help="results name under bench/results/")
+    args = p.parse_args()
     settings = load_settings()
-    out: dict = {}
+    out: dict = {"classifier": str(args.classifier)}
     for languages in ("all", "english"):  # knowledge.injection_languages
-        detector = InstructionDetector(cache_dir=settings.cache, languages=languages).warm_up()
+        detector = InstructionDetector(args.classifier, cache_dir=settings.cache, languages=languages).warm_up()
         out[languages] = {
             "threshold": detector.threshold,
             "v1": evaluate(detector, _read("injection_test.jsonl"), ordinary_sentences()),
             "v2": evaluate(detector, _read("injection_test_v2.jsonl"), _read("injection_ordinary_v2.jsonl")),
             "v3": evaluate(detector, _read("injection_test_v3.jsonl"), _read("injection_ordinary_v3.jsonl"))}
+        if (REPO / "bench" / "data" / "injection_test_v4.jsonl").exists():
+            out[languages]["v4"] = evaluate(detector, _read("injection_test_v4.jsonl"),
+                                            _read("injection_ordinary_v4.jsonl"))
     for languages, sets in out.items():
+        if not isinstance(sets, dict):
+            continue
         for name, r in sets.items():
             if isinstance(r, dict):
                 print(f"languages={languages} {name}: {r['injections']} injections, {r['ordinary']} ordinary; "
                       f"patterns {r['patterns']}; at {r['default']['threshold']}: classifier "
                       f"{r['default']['classifier']}, both {r['default']['both']}")
-    print("wrote", save("injection", out))
+    print("wrote", save(args.out, out))
 
 
 if __name__ == "__main__":

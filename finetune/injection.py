@@ -5,10 +5,10 @@
 
 A LoRA adapter and a one-logit head on the bundled MiniLM body (``knowledge.retrieval.pair_model``, one sentence
 instead of a pair), 1.3 MB. Training sentences: instruction-like sentences composed by
-``finetune.injection_data`` (seven languages), against ordinary support sentences: Bitext customer-support replies
+``finetune.injection_data`` (13 languages), against ordinary support sentences: Bitext customer-support replies
 (train part of ``finetune.escalation_examples``' split, CDLA-Sharing 1.0), the sentences of the training help-centre
-articles (GitHub Docs, CC BY 4.0; ``knowledge/data/injection/help_sentences.txt``) and composed look-alikes
-("Ignore this e-mail if you have paid"). Every sentence is read as ``knowledge.safety.normalise.for_checks`` gives
+articles (GitHub Docs, CC BY 4.0; ``knowledge/data/injection/help_sentences.txt``), composed look-alikes
+("Ignore this e-mail if you have paid") and composed help sentences in 17 other languages (``foreign_plain``). Every sentence is read as ``knowledge.safety.normalise.for_checks`` gives
 it. The threshold is chosen on a dev set apart from the training sentences: the hand-written ``instructions.txt``
 and ``ordinary.txt`` (hard look-alikes) with Bitext reply sentences not trained on; the lowest threshold at which at
 most ``max_dev_flagged`` of its ordinary sentences are flagged.
@@ -38,6 +38,9 @@ class InjectionOptions:
     positives: int = dataclasses.field(default=4000, metadata={"help": "composed instruction sentences"})
     hard_negatives: int = dataclasses.field(default=2500, metadata={"help": "composed look-alike help sentences"})
     bitext_sentences: int = dataclasses.field(default=3000, metadata={"help": "Bitext reply sentences"})
+    foreign_sentences: int = dataclasses.field(default=440, metadata={
+        "help": "composed ordinary help sentences in 17 other languages (as many as the instructions in other "
+                "languages, so that a language is never the sign)"})
     dev_bitext_sentences: int = dataclasses.field(default=600, metadata={
         "help": "Bitext reply sentences kept apart for the threshold (ordinary help text as the bot meets it)"})
     epochs: int = dataclasses.field(default=1, metadata={"help": "passes over the training sentences"})
@@ -69,12 +72,13 @@ def bitext_sentences(n: int, seed: int, skip: int = 0) -> list[str]:
 
 def training_data(options: InjectionOptions) -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
     """(train, dev) as (sentence, 1 if it addresses the assistant)."""
-    from finetune.injection_data import hard_negatives, positives
+    from finetune.injection_data import foreign_plain, hard_negatives, positives
 
     dev = [(s, 1) for s in _lines("instructions.txt")] + [(s, 0) for s in _lines("ordinary.txt")] + \
         [(s, 0) for s in bitext_sentences(options.dev_bitext_sentences, options.seed, skip=options.bitext_sentences)]
     held = {s for s, _ in dev}
     negatives = _lines("help_sentences.txt") + hard_negatives(options.hard_negatives, options.seed) + \
+        foreign_plain(options.foreign_sentences, options.seed) + \
         bitext_sentences(options.bitext_sentences, options.seed)
     train = [(s, 1) for s in positives(options.positives, options.seed) if s not in held] + \
         [(s, 0) for s in dict.fromkeys(negatives) if s not in held]
@@ -178,9 +182,10 @@ def train(examples: Sequence[tuple[str, int]], dev: Sequence[tuple[str, int]], o
 
 
 DATA_NOTE = ("Instruction-like sentences composed by `finetune.injection_data` (supportbot's own grammars, CC0; "
-             "English and six other languages) against ordinary support sentences: Bitext customer-support replies "
+             "English and 12 other languages) against ordinary support sentences: Bitext customer-support replies "
              "(train part of `finetune.escalation_examples`' split; CDLA-Sharing 1.0), the sentences of the 24 "
-             "training help-centre articles adapted from GitHub Docs (CC BY 4.0) and composed look-alikes. Dev "
+             "training help-centre articles adapted from GitHub Docs (CC BY 4.0), composed look-alikes and composed "
+             "help sentences in 17 other languages (`foreign_plain`, CC0). Dev "
              "(threshold): the hand-written `instructions.txt` and `ordinary.txt` and 600 Bitext reply sentences, "
              "none in training.")
 
