@@ -8,9 +8,10 @@ instead of a pair), 1.3 MB. Training sentences: instruction-like sentences compo
 ``finetune.injection_data`` (13 languages), against ordinary support sentences: Bitext customer-support replies
 (train part of ``finetune.escalation_examples``' split, CDLA-Sharing 1.0), the sentences of the training help-centre
 articles (GitHub Docs, CC BY 4.0; ``knowledge/data/injection/help_sentences.txt``), composed look-alikes
-("Ignore this e-mail if you have paid") and composed help sentences in 17 other languages (``foreign_plain``). Every sentence is read as ``knowledge.safety.normalise.for_checks`` gives
-it. The threshold is chosen on a dev set apart from the training sentences: the hand-written ``instructions.txt``
-and ``ordinary.txt`` (hard look-alikes) with Bitext reply sentences not trained on; the lowest threshold at which at
+("Ignore this e-mail if you have paid") and composed help sentences in 17 other languages (``foreign_plain``).
+Every sentence is read as ``knowledge.safety.injection.as_read`` gives it (``normalise.for_checks``, no leading list
+marker), as at run time. The threshold is chosen on a dev set apart from the training sentences: the hand-written
+``instructions.txt`` and ``ordinary.txt`` (hard look-alikes) with Bitext reply sentences not trained on; the lowest threshold at which at
 most ``max_dev_flagged`` of its ordinary sentences are flagged.
 """
 
@@ -96,12 +97,12 @@ def _model(options: InjectionOptions, cache_dir: Path | None) -> tuple[Any, Any]
 def _logits(model: Any, tokenizer: Any, texts: Sequence[str], max_length: int, batch: int = 64) -> list[float]:
     import torch
 
-    from knowledge.safety.normalise import for_checks
+    from knowledge.safety.injection import as_read
 
     out: list[float] = []
     with torch.inference_mode():
         for start in range(0, len(texts), batch):
-            enc = tokenizer([for_checks(t) for t in texts[start:start + batch]], padding=True, truncation=True,
+            enc = tokenizer([as_read(t) for t in texts[start:start + batch]], padding=True, truncation=True,
                             max_length=max_length, return_tensors="pt")
             out += model(**enc).logits.squeeze(-1).float().tolist()
     return out
@@ -123,7 +124,7 @@ def train(examples: Sequence[tuple[str, int]], dev: Sequence[tuple[str, int]], o
     import torch
     import torch.nn.functional as F
 
-    from knowledge.safety.normalise import for_checks
+    from knowledge.safety.injection import as_read
 
     random.seed(options.seed)
     torch.manual_seed(options.seed)
@@ -147,7 +148,7 @@ def train(examples: Sequence[tuple[str, int]], dev: Sequence[tuple[str, int]], o
     model.train()
     ema = None
     for step, batch in enumerate(batches, 1):
-        enc = tokenizer([for_checks(t) for t, _ in batch], padding=True, truncation=True,
+        enc = tokenizer([as_read(t) for t, _ in batch], padding=True, truncation=True,
                         max_length=options.max_length, return_tensors="pt")
         logits = model(**enc).logits.squeeze(-1)
         labels = torch.tensor([float(y) for _, y in batch])

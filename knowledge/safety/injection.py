@@ -40,7 +40,7 @@ _PATTERNS = re.compile("|".join([
     r"no\s+longer)\b",
     # constrain the output
     r"\b(reply|respond|answer|say|output|print|write|return)\b[^.!?\n]{0,25}?\b(only|nothing\s+but|exactly)\b"
-    r"[^.!?\n]{0,10}?(with\s+)?[\"'“]?[A-Z0-9]{3,}",
+    r"[^.!?\n]{0,10}?(with\s+)?[\"'“]?(?-i:[A-Z0-9]{3,}\b)",  # a token in capitals ("YES"), not "return only part"
     r"\b(reply|respond|answer)\s+(only|solely|exclusively)\s+with\b",
     r"\byour\s+only\s+(reply|answer|response)\b",
     r"\bfrom\s+now\s+on,?\s+(you|your|always|only|answer|reply|say)\b",
@@ -92,6 +92,15 @@ have has had please into than more most also so up out some such other new now n
 until per one two next over under without because while through between same own off back like get make use""".split())
 
 
+_LIST_MARK = re.compile(r"^\s*(?:[-*+\u2022]|\d{1,3}[.)])\s+")
+
+
+def as_read(sentence: str) -> str:
+    """The sentence as the classifier reads it: normalised, without a leading list marker (its training sentences
+    have none, and a leading "- " read as a sign of an instruction)."""
+    return _LIST_MARK.sub("", for_checks(sentence)).strip()
+
+
 def reads_english(sentence: str) -> bool:
     """Whether a sentence reads as English (enough English function words, few non-Latin letters)."""
     text = for_checks(sentence).lower()
@@ -126,7 +135,7 @@ class _Classifier:
         out: list[float] = []
         for start in range(0, len(texts), batch):
             with self.lock:
-                enc = self.tokenizer([for_checks(t) for t in texts[start:start + batch]], padding=True,
+                enc = self.tokenizer([as_read(t) for t in texts[start:start + batch]], padding=True,
                                      truncation=True, max_length=self.max_length, return_tensors="pt")
             with torch.inference_mode():
                 out += torch.sigmoid(self.model(**enc).logits.squeeze(-1).float()).tolist()
