@@ -11,8 +11,8 @@ articles (GitHub Docs, CC BY 4.0; ``knowledge/data/injection/help_sentences.txt`
 ("Ignore this e-mail if you have paid") and composed help sentences in 17 other languages (``foreign_plain``).
 Every sentence is read as ``knowledge.safety.injection.as_read`` gives it (``normalise.for_checks``, no leading list
 marker), as at run time. The threshold is chosen on a dev set apart from the training sentences: the hand-written
-``instructions.txt`` and ``ordinary.txt`` (hard look-alikes) with Bitext reply sentences not trained on; the lowest threshold at which at
-most ``max_dev_flagged`` of its ordinary sentences are flagged.
+``instructions.txt`` and ``ordinary.txt`` (hard look-alikes) with Bitext reply sentences not trained on; the
+lowest threshold at which at most ``max_dev_flagged`` of its ordinary sentences are flagged.
 """
 
 from __future__ import annotations
