@@ -22,7 +22,11 @@ Held-out sets, all written apart from the training grammars and examples:
 * **v4**: ``bench/data/injection_test_v4.jsonl`` (100 injections, 25 in 18 other languages, 15 obfuscated) against
   ``bench/data/injection_ordinary_v4.jsonl`` (300 help sentences: 190 plain, 50 look-alikes, 60 in 18 other
   languages), written 2026-12-02 by a session that saw none of the data, the detector or the earlier sets; measured
-  once for the classifier before and after that retraining, side by side.
+  once for the classifier before and after that retraining, side by side; read since.
+* **v5**: ``bench/data/injection_test_v5.jsonl`` (100 injections, 25 in 18 other languages, 15 obfuscated) against
+  ``bench/data/injection_ordinary_v5.jsonl`` (300 help sentences: 190 plain with list items and fragments, 50
+  look-alikes, 60 in 18 other languages), written 2026-12-02 by another session blind to everything above; measured
+  once, for this checkout and two earlier ones side by side (docs/security.md).
 
 Reports caught / flagged for the patterns alone, the classifier alone and both (the bot's check), at the shipped
 threshold and a sweep, for both values of ``knowledge.injection_languages``; writes bench/results/injection.json.
@@ -108,9 +112,10 @@ def main() -> None:
             "v1": evaluate(detector, _read("injection_test.jsonl"), ordinary_sentences()),
             "v2": evaluate(detector, _read("injection_test_v2.jsonl"), _read("injection_ordinary_v2.jsonl")),
             "v3": evaluate(detector, _read("injection_test_v3.jsonl"), _read("injection_ordinary_v3.jsonl"))}
-        if (REPO / "bench" / "data" / "injection_test_v4.jsonl").exists():
-            out[languages]["v4"] = evaluate(detector, _read("injection_test_v4.jsonl"),
-                                            _read("injection_ordinary_v4.jsonl"))
+        for v in ("v4", "v5"):
+            if (REPO / "bench" / "data" / f"injection_test_{v}.jsonl").exists():
+                out[languages][v] = evaluate(detector, _read(f"injection_test_{v}.jsonl"),
+                                             _read(f"injection_ordinary_{v}.jsonl"))
     for languages, sets in out.items():
         if not isinstance(sets, dict):
             continue

@@ -66,7 +66,50 @@ _PATTERNS = re.compile("|".join([
     r"\b(ignora|olvida|ignore)\b[^.!?\n]{0,40}\b(instrucciones|instruções|istruzioni|reglas|regole|regras)\b",
     r"\bresponde\s+(solo|solamente|únicamente|apenas)\b|\brispondi\s+solo\b",
     r"\b(negeer|vergeet)\b[^.!?\n]{0,40}\b(instructies|regels)\b",
+    r"\b(ignorera|ignorer|glem|glöm|zignoruj|ignoruj|ignoră|ohita|yok\s+say)\b[^.!?\n]{0,40}\b(instruktioner|instruktionerna|"
+    r"instruktionen|instrukser|instruksjoner|instrukcje|polecenia|pokyny|instrukce|instrucțiunile|ohjeet|talimatları)",
+    r"(игнорируй|забудь|проигнорируй)[^.!?\n]{0,40}(инструкци|правил|указани)",
+    r"(αγνόησε|ξέχασε)[^.!?\n]{0,40}(οδηγίες|κανόνες)", r"تجاهل[^.!?\n]{0,40}(التعليمات|الأوامر)",
+    r"이전\s*(지시|명령|지침)[^.!?\n]{0,20}무시", r"(以前|之前|先前|上記|前)の?[^。\n]{0,10}(指示|命令|指令)[^。\n]{0,10}(無視|忽略)",
+    r"(忽略|无视|無視)[^。\n]{0,15}(指令|指示|说明|規則|规则)",
+    # an aside to the model inside a sentence: "...; chatbot, ask them for ...", "(assistant: tell customers ...)"
+    r"(?:^|[;(\[—–]|\band\b)\s*(?:dear\s+|hey\s+)?(?:ai(?:\s+agent)?|assistant|chatbot|bot|llm|language\s+model)\s*"
+    r"[,:]\s*(?:please\s+)?(?:also\s+)?(?:tell|ask|say|reply|respond|answer|ignore|disregard|disclose|reveal|share|"
+    r"promise|confirm|send|give|offer|always|never|from\s+now|do\s+not|don't|make\s+sure|remember|while\s+you)\b",
+    # asking the customer for a credential (not "we never ask you for your PIN")
+    r"(?<!never )(?<!not )(?<!n't )\b(ask|request|require)\s+(?:the\s+|every\s+|each\s+|all\s+)?(?:customers?|users?|"
+    r"callers?|them)\b[^.!?\n]{0,30}\b(password|passcode|pin|cvv|cvc|card\s+number|security\s+code|one-time\s+code|"
+    r"otp|login\s+details|credentials)\b",
+    r"\b(frag|bitte)\s+(den|jeden)\s+kunden\s+(nach|um)\b[^.!?\n]{0,40}(pin|passwort|kartennummer|prüfziffer|tan)\b",
+    r"\b(chiedi|domanda)\s+(al|a\s+ogni)\s+cliente\b[^.!?\n]{0,40}\b(pin|password|codice)\b",
+    r"\bdemande[sz]?\s+(au|à\s+chaque)\s+client\b[^.!?\n]{0,40}\b(code|mot\s+de\s+passe|pin|numéro\s+de\s+carte)\b",
+    r"\b(pide|pida|pídele)\s+al\s+cliente\b[^.!?\n]{0,40}\b(pin|contraseña|clave|número\s+de\s+tarjeta)\b",
 ]), re.IGNORECASE | re.MULTILINE)
+
+# Second readings of a sentence, for the checks: leetspeak spelt out ("1gn0r3" -> "ignore") and base64 decoded.
+_LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s"})
+_LEET_WORD = re.compile(r"(?=[\w@$']*[A-Za-z])(?=[\w@$']*[013457@$])[\w@$']+")
+_BASE64 = re.compile(r"[A-Za-z0-9+/]{16,}={0,2}")
+
+
+def readings(sentence: str) -> list[str]:
+    """The sentence, and what it says when its leetspeak is spelt out or its base64 decoded (when it has any)."""
+    import base64
+    import binascii
+
+    out = [sentence]
+    words = sentence.split()
+    leet = _LEET_WORD.findall(sentence)
+    if len(leet) >= 2 and len(leet) >= 0.2 * len(words):
+        out.append(_LEET_WORD.sub(lambda m: m.group().translate(_LEET), sentence))
+    for blob in _BASE64.findall(sentence):
+        try:
+            decoded = base64.b64decode(blob + "=" * (-len(blob) % 4), validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError, ValueError):
+            continue
+        if len(decoded.split()) >= 3 and all(ch.isprintable() or ch.isspace() for ch in decoded):
+            out.append(decoded)
+    return out
 
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
 
@@ -181,7 +224,7 @@ class InstructionDetector:
         return self.languages == "all" or reads_english(sentence)
 
     def patterns(self, sentence: str) -> bool:
-        return _PATTERNS.search(for_checks(sentence)) is not None
+        return any(_PATTERNS.search(for_checks(r)) is not None for r in readings(sentence))
 
     def probabilities(self, sentences_: Sequence[str]) -> list[float]:
         """The classifier's probability that each sentence addresses the assistant."""
@@ -192,7 +235,10 @@ class InstructionDetector:
         known = dict(self._seen)
         todo = [s for s in dict.fromkeys(sentences_) if s not in known]
         if todo:
-            fresh = dict(zip(todo, model.probabilities(todo)))
+            read = [(s, r) for s in todo for r in readings(s)]  # a sentence's probability: its likeliest reading
+            fresh: dict[str, float] = {}
+            for (s, _), p in zip(read, model.probabilities([r for _, r in read])):
+                fresh[s] = max(p, fresh.get(s, 0.0))
             known.update(fresh)
             with self._lock:
                 if len(self._seen) > 50_000:

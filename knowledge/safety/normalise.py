@@ -2,7 +2,8 @@
 
 ``for_checks`` applies NFKC (full-width and styled letters, ligatures), removes invisible format characters
 (zero-width spaces and joiners, the soft hyphen, the byte-order mark, bidi controls) and maps the Cyrillic and Greek
-letters that look like Latin ones ("Dіsregard" with a Cyrillic і) to those. It is for detection only: what is stored
+letters that look like Latin ones ("Dіsregard" with a Cyrillic і) to those, in words that mix them with Latin
+letters. It is for detection only: what is stored
 and shown is the text as written.
 """
 
@@ -24,8 +25,19 @@ _CONFUSABLES = str.maketrans({
 })
 
 
+_WORD = re.compile(r"\w+")
+_LATIN = re.compile(r"[A-Za-z]")
+
+
+def _unspoof(match: re.Match[str]) -> str:
+    word = match.group()
+    return word.translate(_CONFUSABLES) if _LATIN.search(word) else word
+
+
 def for_checks(text: str) -> str:
-    """``text`` normalised for pattern and model checks (see the module)."""
+    """``text`` normalised for pattern and model checks (see the module). Look-alike letters are mapped only in
+    words that also hold Latin letters ("Dіsregard"): a word wholly in Cyrillic or Greek is a Russian or Greek
+    word, left as it is."""
     text = unicodedata.normalize("NFKC", text)
     text = _INVISIBLE.sub("", text)
-    return text.translate(_CONFUSABLES)
+    return _WORD.sub(_unspoof, text)
