@@ -77,9 +77,10 @@ _PATTERNS = re.compile("|".join([
     r"[,:]\s*(?:please\s+)?(?:also\s+)?(?:tell|ask|say|reply|respond|answer|ignore|disregard|disclose|reveal|share|"
     r"promise|confirm|send|give|offer|always|never|from\s+now|do\s+not|don't|make\s+sure|remember|while\s+you)\b",
     # asking the customer for a credential (not "we never ask you for your PIN")
-    r"(?<!never )(?<!not )(?<!n't )\b(ask|request|require)\s+(?:the\s+|every\s+|each\s+|all\s+)?(?:customers?|users?|"
-    r"callers?|them)\b[^.!?\n]{0,30}\b(password|passcode|pin|cvv|cvc|card\s+number|security\s+code|one-time\s+code|"
-    r"otp|login\s+details|credentials)\b",
+    r"(?<!never )(?<!not )(?<!n't )\b(ask|request)\s+(?:the\s+|every\s+|each\s+|all\s+)?(?:customers?|users?|"
+    r"callers?|them)\s+(?:for|to\s+(?:give|send|share|tell|provide|read\s+out|paste|type|enter|confirm))\b"
+    r"[^.!?\n]{0,30}\b(password|passcode|pin|cvv|cvc|card\s+number|security\s+code|one-time\s+code|otp|"
+    r"login\s+details|credentials)\b",
     r"\b(frag|bitte)\s+(den|jeden)\s+kunden\s+(nach|um)\b[^.!?\n]{0,40}(pin|passwort|kartennummer|prüfziffer|tan)\b",
     r"\b(chiedi|domanda)\s+(al|a\s+ogni)\s+cliente\b[^.!?\n]{0,40}\b(pin|password|codice)\b",
     r"\bdemande[sz]?\s+(au|à\s+chaque)\s+client\b[^.!?\n]{0,40}\b(code|mot\s+de\s+passe|pin|numéro\s+de\s+carte)\b",
