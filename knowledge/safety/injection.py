@@ -66,8 +66,9 @@ _PATTERNS = re.compile("|".join([
     r"\b(ignora|olvida|ignore)\b[^.!?\n]{0,40}\b(instrucciones|instruções|istruzioni|reglas|regole|regras)\b",
     r"\bresponde\s+(solo|solamente|únicamente|apenas)\b|\brispondi\s+solo\b",
     r"\b(negeer|vergeet)\b[^.!?\n]{0,40}\b(instructies|regels)\b",
-    r"\b(ignorera|ignorer|glem|glöm|zignoruj|ignoruj|ignoră|ohita|yok\s+say)\b[^.!?\n]{0,40}\b(instruktioner|instruktionerna|"
-    r"instruktionen|instrukser|instruksjoner|instrukcje|polecenia|pokyny|instrukce|instrucțiunile|ohjeet|talimatları)",
+    r"\b(ignorera|ignorer|glem|glöm|zignoruj|ignoruj|ignoră|ohita|yok\s+say)\b[^.!?\n]{0,40}\b(instruktioner|"
+    r"instruktionerna|instruktionen|instrukser|instruksjoner|instrukcje|polecenia|pokyny|instrukce|instrucțiunile|"
+    r"ohjeet|talimatları)",
     r"(игнорируй|забудь|проигнорируй)[^.!?\n]{0,40}(инструкци|правил|указани)",
     r"(αγνόησε|ξέχασε)[^.!?\n]{0,40}(οδηγίες|κανόνες)", r"تجاهل[^.!?\n]{0,40}(التعليمات|الأوامر)",
     r"이전\s*(지시|명령|지침)[^.!?\n]{0,20}무시", r"(以前|之前|先前|上記|前)の?[^。\n]{0,10}(指示|命令|指令)[^。\n]{0,10}(無視|忽略)",
