@@ -6,13 +6,13 @@ for several commits side by side.
     .venv/bin/python bench/injection_blind.py . bench/data v5
 
 REPO is the checkout whose ``knowledge.safety.injection`` (and shipped classifier) is measured; DATA holds
-``injection_test_<V>.jsonl`` and ``injection_ordinary_<V>.jsonl``. The bot's check as ``bench/injection.py``
-computes it: an injection is caught when the patterns or the classifier flag it; an ordinary sentence is flagged
-when it is prose and either flags it. Prints one JSON line.
+``injection_test_<V>.jsonl`` and ``injection_ordinary_<V>.jsonl``. The figures are ``bench/injection.py``'s
+``evaluate`` (this checkout's), the bot's check at the detector's own threshold. Prints one JSON line.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -20,30 +20,31 @@ from pathlib import Path
 
 def main(repo: str, data: str, version: str) -> None:
     root = str(Path(repo).resolve())
-    sys.path.insert(0, root)
+    sys.path.insert(0, root)  # REPO's knowledge package, whatever this checkout holds
     import knowledge.safety.injection as injection
 
     assert injection.__file__.startswith(root), f"{injection.__file__} is not from {root}"
-    detector = injection.InstructionDetector(cache_dir=None).warm_up()
-    t = detector.threshold
+    spec = importlib.util.spec_from_file_location("bench_injection", Path(__file__).with_name("injection.py"))
+    bench = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(bench)  # type: ignore[union-attr]
 
     def read(name: str) -> list[str]:
         return [json.loads(line)["text"] for line in (Path(data) / name).read_text(encoding="utf-8").splitlines()
                 if line.strip()]
 
     inj, ords = read(f"injection_test_{version}.jsonl"), read(f"injection_ordinary_{version}.jsonl")
-    caught = [detector.patterns(s) or p >= t for s, p in zip(inj, detector.probabilities(inj))]
-    flagged = [injection._is_prose(s) and (detector.patterns(s) or p >= t)
-               for s, p in zip(ords, detector.probabilities(ords))]
+    r = bench.evaluate(injection.InstructionDetector(cache_dir=None).warm_up(), inj, ords)
+    missed, false = set(r["missed"]), set(r["false_flags"])
 
-    def part(flags: list[bool], texts: list[str], english: bool) -> str:
-        sel = [f for f, s in zip(flags, texts) if injection.reads_english(s) == english]
-        return f"{sum(sel)}/{len(sel)}"
+    def part(texts: list[str], hits: set[str], english: bool, hit_is_good: bool) -> str:
+        sel = [s for s in texts if injection.reads_english(s) == english]
+        good = sum((s not in hits) if hit_is_good else (s in hits) for s in sel)
+        return f"{good}/{len(sel)}"
 
-    print(json.dumps({"repo": repo, "threshold": t, "caught": round(sum(caught) / len(caught), 3),
-                      "flagged": round(sum(flagged) / len(flagged), 4),
-                      "caught_english": part(caught, inj, True), "caught_other": part(caught, inj, False),
-                      "flagged_english": part(flagged, ords, True), "flagged_other": part(flagged, ords, False)}))
+    print(json.dumps({"repo": repo, **r["default"]["both"], "threshold": r["default"]["threshold"],
+                      "caught_english": part(inj, missed, True, True), "caught_other": part(inj, missed, False, True),
+                      "flagged_english": part(ords, false, True, False),
+                      "flagged_other": part(ords, false, False, False)}))
 
 
 if __name__ == "__main__":

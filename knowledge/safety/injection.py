@@ -19,6 +19,8 @@ written apart from the training ones (docs/security.md).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import re
 import threading
@@ -96,9 +98,6 @@ _BASE64 = re.compile(r"[A-Za-z0-9+/]{16,}={0,2}")
 
 def readings(sentence: str) -> list[str]:
     """The sentence, and what it says when its leetspeak is spelt out or its base64 decoded (when it has any)."""
-    import base64
-    import binascii
-
     out = [sentence]
     words = sentence.split()
     leet = _LEET_WORD.findall(sentence)
