@@ -224,7 +224,8 @@ def collect(part: str, n: int, model: str, perturbed: bool, seed: int = 13, answ
 
     require(SHARED / "hwu64" / "hwu64.csv")
     sets = load_all(SHARED, seed)
-    matcher = Matcher(model).warm_up() if model != "none" else None
+    backend = load_knowledge_settings().knowledge.inference  # SUPPORTBOT_KNOWLEDGE__INFERENCE=torch: the fp32 path
+    matcher = Matcher(model, backend=backend).warm_up() if model != "none" else None
     k = 6 if matcher is None else matcher.candidates
     runs, timing, near_runs = {}, [], {}
     noise = random.Random(seed + 7)
@@ -303,6 +304,7 @@ def main() -> int:
     p.add_argument("--n", type=int, default=0, help="messages per set (0 = all; calibration default 500)")
     p.add_argument("--scores", type=Path, help="calibration: reuse the scored candidates in this file if it "
                                                 "exists (else collect and write them there)")
+    p.add_argument("--out", help="dev results file name in bench/results (default: matcher[_perturbed])")
     p.add_argument("--holdout", type=float, default=HOLDOUT,
                    help="calibration: share of each knowledge base's intents held out (near-domain out-of-scope)")
     args = p.parse_args()
@@ -352,7 +354,10 @@ def main() -> int:
               f" | bi-encoder: right {b['answered_right']:.3f} wrong {b['answered_wrong']:.3f} resolved "
               f"{b['resolved']:.3f} oos-answered {b['oos_answered']:.3f}")
     print(json.dumps(result["latency"]))
-    name = "matcher" + ("_perturbed" if args.perturbed else "") + ("_no_answers" if args.no_answers else "")
+    name = args.out or "matcher" + ("_perturbed" if args.perturbed else "") + ("_no_answers" if args.no_answers else "")
+    result["inference"] = {"setting": load_settings().knowledge.inference,
+                           "matcher_path": getattr(data["matcher"]._loaded.model, "backend", "torch")
+                           if data["matcher"] is not None else None}
     print(f"-> {save(name, result)}")
     return 0
 

@@ -24,12 +24,12 @@ def similarity_embedder(knowledge: KnowledgeBase, settings: Any, ref: str) -> Em
     ks = knowledge.settings.knowledge
     if ref in ("knowledge", knowledge.embedder.model_ref):
         return knowledge.embedder
-    key = (ref, str(settings.cache), ks.embedding_dtype)
+    key = (ref, str(settings.cache), ks.embedding_dtype, ks.inference)
     with _SIMILARITY_LOCK:
         if key not in _SIMILARITY:
-            _SIMILARITY[key] = Embedder(ref, settings.cache, dtype=ks.embedding_dtype)
+            _SIMILARITY[key] = Embedder(ref, settings.cache, dtype=ks.embedding_dtype, backend=ks.inference)
         return _SIMILARITY[key]
 
 
-_SIMILARITY: dict[tuple[str, str, str], Embedder] = {}
+_SIMILARITY: dict[tuple[str, str, str, str], Embedder] = {}
 _SIMILARITY_LOCK = threading.Lock()

@@ -87,7 +87,8 @@ class Bot:
         # instruction-like sentences in document passages (the classifier; the patterns apply to every text)
         self.instructions = InstructionDetector(cache_dir=self.settings.cache,
                                                 threshold=self.settings.answer.injection_threshold,
-                                                languages=self.settings.knowledge.injection_languages) \
+                                                languages=self.settings.knowledge.injection_languages,
+                                                backend=self.settings.knowledge.inference) \
             if self.settings.answer.injection_threshold != 1.0 else None
         self.policy = EscalationPolicy(self.settings.escalation,
                                        similarity_embedder(self.knowledge, self.settings,

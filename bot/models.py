@@ -165,7 +165,7 @@ def load_seq2seq_lm(ref: str, cache_dir: Path) -> tuple[Any, Any]:
     return shared("seq2seq-lm", location, load)
 
 
-def load_sentiment_model(ref: str, cache_dir: Path) -> tuple[Any, Any]:
+def load_sentiment_model(ref: str, cache_dir: Path, backend: str = "auto") -> tuple[Any, Any]:
     """(model, tokenizer) for sentiment, in eval mode.
 
     ``bundled:sentiment`` and directories written by ``finetune.sentiment`` hold an adapter that is assembled
@@ -188,21 +188,31 @@ def load_sentiment_model(ref: str, cache_dir: Path) -> tuple[Any, Any]:
     def load() -> tuple[Any, Any]:
         from transformers import AutoTokenizer
 
+        from knowledge.runtime.inference import files_identity, optimise_model
+
         def go() -> tuple[Any, Any]:
             if adapter is not None:
                 from bot.escalation.sentiment_model import assemble
 
                 meta = json.loads((adapter / SENTIMENT_ADAPTER_FILE).read_text(encoding="utf-8"))
                 body = materialize(meta.get("body", "bundled:minilm"), cache_dir)
-                return assemble(adapter, body), AutoTokenizer.from_pretrained(body)
+                tokenizer = AutoTokenizer.from_pretrained(body)
+                model = optimise_model(assemble(adapter, body), tokenizer, name="sentiment", cache_dir=cache_dir,
+                                       source=f"sentiment:{files_identity(adapter, body)}", backend=backend,
+                                       outputs=("logits", "anger_logits"))
+                return model, tokenizer
             from transformers import AutoModelForSequenceClassification
 
             model = AutoModelForSequenceClassification.from_pretrained(location)
             model.eval()
-            return model, AutoTokenizer.from_pretrained(location)
+            tokenizer = AutoTokenizer.from_pretrained(location)
+            model = optimise_model(model, tokenizer, name="sentiment-" + Path(location).name[:30],
+                                   cache_dir=cache_dir, source=f"seqcls:{files_identity(location)}",
+                                   backend=backend)
+            return model, tokenizer
 
         return loading(ref, "sentiment", go)
 
-    return shared("sentiment", location, load)
+    return shared(f"sentiment-{backend}", location, load)
 
 

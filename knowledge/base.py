@@ -51,7 +51,8 @@ class KnowledgeBase:
             settings.knowledge.path = Path(path).expanduser()
         self.settings = settings
         ks = settings.knowledge
-        self.embedder = embedder or Embedder(ks.embedding_model, settings.cache, dtype=ks.embedding_dtype)
+        self.embedder = embedder or Embedder(ks.embedding_model, settings.cache, dtype=ks.embedding_dtype,
+                                            backend=ks.inference)
         self._store: ChromaStore | None = None
         self._lock = threading.RLock()
         self._review: Any = None  # the instruction detector ingest reports with (knowledge.review_instructions)
@@ -175,7 +176,8 @@ class KnowledgeBase:
             return []
         if self._review is None:  # one per knowledge base: its model loads once, its sentence cache is kept
             self._review = InstructionDetector(cache_dir=self.settings.cache,
-                                               languages=self.settings.knowledge.injection_languages)
+                                               languages=self.settings.knowledge.injection_languages,
+                                               backend=self.settings.knowledge.inference)
         detector = self._review
         unique = list(dict.fromkeys(s for _, _, s in found))
         flagged = dict(zip(unique, detector.flags(unique)))
@@ -249,7 +251,8 @@ class KnowledgeBase:
                 self.lexical.rebuild(store)
             records = list(store.iter_all())
             if embedding_model is not None:
-                self.embedder = Embedder(embedding_model, self.settings.cache, dtype=ks.embedding_dtype)
+                self.embedder = Embedder(embedding_model, self.settings.cache, dtype=ks.embedding_dtype,
+                                         backend=ks.inference)
             vectors = self.embedder.embed([r.text for r in records])
             with self.journal.transaction(store, whole_collection=True):
                 store.reset(self.embedder.identity)

@@ -18,11 +18,12 @@ class Embedder:
     """Turns texts into L2-normalised float32 vectors. The model loads on first use (or ``warm_up()``)."""
 
     def __init__(self, model_ref: str = "bundled:embedder", cache_dir: Path | None = None,
-                 batch_size: int = 32, dtype: str = "auto", max_recent: int = 2048) -> None:
+                 batch_size: int = 32, dtype: str = "auto", max_recent: int = 2048, backend: str = "auto") -> None:
         from knowledge.settings import default_cache_dir
 
         self.model_ref = model_ref
         self.dtype = dtype
+        self.backend = backend  # the inference path (knowledge.runtime.inference); dtype applies to torch's
         self.cache_dir = cache_dir or default_cache_dir()
         self.batch_size = batch_size
         self._model: Any = None
@@ -42,9 +43,16 @@ class Embedder:
         if self._model is None:
             with self._lock:
                 if self._model is None:
-                    self._model = load_sentence_transformer(self.model_ref, self.cache_dir)
-                    self._bf16 = use_bf16(self.dtype)
+                    self._model = load_sentence_transformer(self.model_ref, self.cache_dir, self.backend)
+                    self._bf16 = self.path == "torch" and use_bf16(self.dtype)
         return self
+
+    @property
+    def path(self) -> str:
+        """The inference path the model runs on: torch, onnx or onnx-int8 (loads the model)."""
+        self.warm_up()
+        return str(getattr(self._model[0]._modules.get("model") or self._model[0]._modules.get("auto_model"),
+                           "backend", "torch"))
 
     @property
     def identity(self) -> str:

@@ -68,7 +68,13 @@ class KnowledgeSettings(Section):
                                  description="For entries with at least twice this many variants, the best "
                                              "this-many variant similarities count toward the score (1 = off).")
     embedding_dtype: Literal["auto", "float32", "bfloat16"] = Field(
-        "auto", description="auto = bfloat16 where the CPU has native bf16 (AVX512-BF16/AMX), else float32.")
+        "auto", description="For the torch inference path: auto = bfloat16 where the CPU has native bf16 "
+        "(AVX512-BF16/AMX), else float32.")
+    inference: Literal["auto", "torch", "onnx", "onnx-int8"] = Field(
+        "auto", description="How the encoder models (embedder, matcher, sentiment, the instruction and "
+        "consistency classifiers) run: auto = ONNX Runtime with int8 weights where the CPU has AVX2 and the "
+        "quantised model passed its check at export, else ONNX Runtime fp32, else torch; or one of them by name "
+        "(docs/inference.md). The exports are built locally, once, in the cache (supportbot models install).")
     candidates: int = Field(50, ge=5, le=1000, description="Records fetched from each retriever per query.")
     support_weight: float = Field(0.5, ge=0.0, le=1.0,
                                   description="For entries that take support from their other variants "

@@ -51,7 +51,7 @@ def test_init_starts_from_the_shipped_adapter():
 
     from knowledge.retrieval.matcher import Matcher
 
-    shipped = Matcher("bundled:matcher").warm_up()
+    shipped = Matcher("bundled:matcher", backend="torch").warm_up()  # the trained weights as they are
     pairs = (["my card got eaten by the atm", "the machine kept my card"],
              ["my card got eaten by the atm", "how do I change my PIN?"])
     tokenizer, warm = _lora_model(MatcherOptions(init="bundled:matcher"), None)

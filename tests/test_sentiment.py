@@ -41,10 +41,15 @@ def test_default_loads_the_shipped_model_merged_into_a_plain_transformers_model(
 
     from bot.models import load_sentiment_model
 
-    model, _ = load_sentiment_model("bundled:sentiment", shipped.cache_dir)
+    from knowledge.runtime.inference import path_of
+
+    model, _ = load_sentiment_model("bundled:sentiment", shipped.cache_dir, backend="torch")
     assert isinstance(model, PreTrainedModel) and not model.training
     names = [n for n, _ in model.named_modules()]
     assert not any("lora" in n for n in names)  # merged at load time: no adapter overhead per message
+    # by default it runs exported (docs/inference.md): the merged model is what was exported
+    default, _ = load_sentiment_model("bundled:sentiment", shipped.cache_dir)
+    assert path_of(default) in ("onnx", "onnx-int8")
 
 
 def test_shipped_model_reads_customer_messages(shipped):

@@ -26,13 +26,32 @@ def models_list(ctx: typer.Context) -> None:
     rows = [("embedding", settings.knowledge.embedding_model), ("matcher", settings.knowledge.matcher),
             ("generator", settings.generator.model), ("generator adapter", settings.generator.adapter),
             ("consistency", settings.answer.consistency_model), ("sentiment", settings.sentiment.model)]
+    encoders = {"embedding", "matcher", "consistency", "sentiment"}
     for role, ref in rows:
         if ref == "none":
             table.add_row(role, ref, "-", "-", "turned off")
             continue
         r = resolve(ref, settings.cache)
-        table.add_row(role, ref, f"{r.kind}: {r.location or '-'}", "yes" if r.ready else "no", r.detail)
+        detail = r.detail
+        if role in encoders and ref != "vader":
+            detail = f"{detail}; inference: {_encoder_path(role, ref, settings)}"
+        table.add_row(role, ref, f"{r.kind}: {r.location or '-'}", "yes" if r.ready else "no", detail)
+    from knowledge.runtime.cpu import cpu_features
+    from knowledge.runtime.inference import onnx_runtime_available
+
+    runtime = "ONNX Runtime available" if onnx_runtime_available() else "ONNX Runtime not installed: torch only"
+    out.print(f"CPU: {cpu_features().summary()}; encoder inference = {settings.knowledge.inference} ({runtime})")
     out.print(table)
+
+
+def _encoder_path(role: str, ref: str, settings: object) -> str:
+    """The path an encoder model takes (from its export's check, when it has been exported), without loading it."""
+    from knowledge.runtime.inference import expected_path
+
+    name = {"embedding": ref.removeprefix("bundled:"), "matcher": "matcher", "consistency": "consistency",
+            "sentiment": "sentiment"}[role]
+    return expected_path(name, settings.knowledge.inference, settings.cache,  # type: ignore[attr-defined]
+                         int8=role != "consistency")
 
 
 @models_app.command("install")
@@ -64,6 +83,8 @@ def models_install(convert: bool = typer.Option(True, help="Also convert bundled
             with err.status(f"merging bundled:{name}'s adapter (once, ~2 s)..."):
                 path = materialize(f"bundled:{name}", settings.cache)
             out.print(f"bundled:{name} ready at {path}")
+    if convert and settings.knowledge.inference != "torch":
+        _prepare_encoders(settings)
     if escalation and settings.escalation.enabled:
         from bot.escalation.policy import EscalationPolicy
         from knowledge.embedder import Embedder
@@ -72,7 +93,37 @@ def models_install(convert: bool = typer.Option(True, help="Also convert bundled
         ks = settings.knowledge
         ref = settings.escalation.embedding_model
         ref = ks.embedding_model if ref == "knowledge" else ref
-        embedder = Embedder(ref, settings.cache, dtype=ks.embedding_dtype)
+        embedder = Embedder(ref, settings.cache, dtype=ks.embedding_dtype, backend=ks.inference)
         with err.status("embedding the escalation examples (once per embedding model, ~10 s)..."):
             EscalationPolicy(settings.escalation, embedder, settings.cache).warm_up()
         out.print(f"escalation policy ready for {ref}")
+
+
+def _prepare_encoders(settings: object) -> None:
+    """Export the configured encoder models for ONNX Runtime now (once; else their first use does), and say which
+    path each one takes."""
+    from bot.conversation.consistency import ConsistencyChecker
+    from bot.escalation.sentiment import SentimentClassifier
+    from knowledge.embedder import Embedder
+    from knowledge.retrieval.matcher import Matcher
+    from knowledge.runtime.inference import APPLIED
+
+    quiet_libraries()
+    s = settings
+    ks = s.knowledge  # type: ignore[attr-defined]
+    parts: list[object] = [Embedder(ks.embedding_model, s.cache, dtype=ks.embedding_dtype,  # type: ignore[attr-defined]
+                                    backend=ks.inference)]
+    for component in (Matcher.from_settings(s), ConsistencyChecker.from_settings(s)):
+        if component is not None:
+            parts.append(component)
+    if s.sentiment.model != "vader":  # type: ignore[attr-defined]
+        parts.append(SentimentClassifier.from_settings(s))
+    if s.answer.injection_threshold != 1.0:  # type: ignore[attr-defined]
+        from knowledge.safety.injection import InstructionDetector
+
+        parts.append(InstructionDetector(cache_dir=s.cache, backend=ks.inference))  # type: ignore[attr-defined]
+    with err.status("exporting the encoder models for ONNX Runtime (once, ~10 s each)..."):
+        for part in parts:
+            part.warm_up()  # type: ignore[attr-defined]
+    for a in APPLIED.values():
+        out.print(f"{a.name}: {a.backend} ({a.reason})")

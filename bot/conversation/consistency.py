@@ -81,7 +81,8 @@ class _Loaded:
         return torch.softmax(logits, dim=-1)[:, self.column].tolist()
 
 
-def load_consistency(ref: str, cache_dir: Path) -> _Loaded:
+def load_consistency(ref: str, cache_dir: Path, backend: str = "auto") -> _Loaded:
+    from knowledge.runtime.inference import files_identity, optimise_model
     from knowledge.runtime.models import loading, materialize, shared
 
     own = consistency_dir(ref)
@@ -94,10 +95,13 @@ def load_consistency(ref: str, cache_dir: Path) -> _Loaded:
 
             from knowledge.retrieval.pair_model import assemble
 
-            return _Loaded(assemble(own, body), AutoTokenizer.from_pretrained(body), int(meta.get("max_length", 256)),
-                           float(meta["threshold"]), -1)
+            tokenizer, max_length = AutoTokenizer.from_pretrained(body), int(meta.get("max_length", 256))
+            model = optimise_model(assemble(own, body), tokenizer, name="consistency", cache_dir=cache_dir,
+                                   source=f"consistency:{files_identity(own, body)}", backend=backend, pairs=True,
+                                   max_length=max_length, int8=False)
+            return _Loaded(model, tokenizer, max_length, float(meta["threshold"]), -1)
 
-        return shared("consistency", str(own.resolve()), lambda: loading(ref, "consistency", load))
+        return shared(f"consistency-{backend}", str(own.resolve()), lambda: loading(ref, "consistency", load))
     location = materialize(ref, cache_dir)
 
     def load_foreign() -> _Loaded:
@@ -109,19 +113,24 @@ def load_consistency(ref: str, cache_dir: Path) -> _Loaded:
         column = labels.get("entailment", max(labels.values(), default=0))
         if int(getattr(model.config, "num_labels", 1) or 1) == 1:
             column = -1
-        return _Loaded(model, AutoTokenizer.from_pretrained(location), 512, None, column)
+        tokenizer = AutoTokenizer.from_pretrained(location)
+        model = optimise_model(model, tokenizer, name="consistency-" + Path(location).name[:30], cache_dir=cache_dir,
+                               source=f"seqcls:{files_identity(location)}", backend=backend, pairs=True,
+                               max_length=512, int8=False)
+        return _Loaded(model, tokenizer, 512, None, column)
 
-    return shared("consistency", location, lambda: loading(ref, "consistency", load_foreign))
+    return shared(f"consistency-{backend}", location, lambda: loading(ref, "consistency", load_foreign))
 
 
 class ConsistencyChecker:
     """``supported(claims, passages)`` -> one bool per claim. Light until used."""
 
     def __init__(self, model: str = BUNDLED_CONSISTENCY, threshold: float | None = None,
-                 cache_dir: Path | None = None) -> None:
+                 cache_dir: Path | None = None, backend: str = "auto") -> None:
         self.model_ref = model
         self.threshold_setting = threshold
         self.cache_dir = cache_dir
+        self.backend = backend  # the inference path (knowledge.runtime.inference)
         self._loaded: _Loaded | None = None
 
     @classmethod
@@ -129,13 +138,13 @@ class ConsistencyChecker:
         a = settings.answer
         if a.consistency_model == "none":
             return None
-        return cls(a.consistency_model, a.consistency_threshold, settings.cache)
+        return cls(a.consistency_model, a.consistency_threshold, settings.cache, settings.knowledge.inference)
 
     def warm_up(self) -> "ConsistencyChecker":
         if self._loaded is None:
             from knowledge.settings import default_cache_dir
 
-            self._loaded = load_consistency(self.model_ref, self.cache_dir or default_cache_dir())
+            self._loaded = load_consistency(self.model_ref, self.cache_dir or default_cache_dir(), self.backend)
         return self
 
     @property

@@ -73,11 +73,12 @@ class SentimentClassifier:
     """Batched sentiment prediction. The model loads once per process, on first use or ``warm_up()``."""
 
     def __init__(self, model_ref: str = "bundled:sentiment", cache_dir: Path | None = None,
-                 max_length: int = 128, batch_size: int = 32, dtype: str = "auto") -> None:
+                 max_length: int = 128, batch_size: int = 32, dtype: str = "auto", backend: str = "auto") -> None:
         from knowledge.settings import default_cache_dir
 
         self.model_ref = model_ref
         self.dtype = dtype
+        self.backend = backend  # the inference path (knowledge.runtime.inference); dtype applies to torch's
         self.cache_dir = cache_dir or default_cache_dir()
         self.max_length = max_length
         self.batch_size = batch_size
@@ -92,7 +93,8 @@ class SentimentClassifier:
 
     @classmethod
     def from_settings(cls, settings: Any) -> "SentimentClassifier":
-        return cls(settings.sentiment.model, cache_dir=settings.cache, dtype=settings.sentiment.dtype)
+        return cls(settings.sentiment.model, cache_dir=settings.cache, dtype=settings.sentiment.dtype,
+                   backend=settings.knowledge.inference)
 
     def warm_up(self) -> "SentimentClassifier":
         if self._predict is None:
@@ -116,11 +118,14 @@ class SentimentClassifier:
 
     # --- backends ------------------------------------------------------------------------------------------
     def _transformers(self) -> Callable[[list[str]], list[Sentiment]]:
-        model, tokenizer = load_sentiment_model(self.model_ref, self.cache_dir)  # imports torch, under the load lock
+        # imports torch, under the load lock
+        model, tokenizer = load_sentiment_model(self.model_ref, self.cache_dir, self.backend)
         import torch
+
+        from knowledge.runtime.inference import path_of
         # bf16: 2x the float32 throughput on batches here, same accuracy (bench/sentiment.py); a lone message is
         # faster in float32 (a bf16 kernel is prepared for every new input shape)
-        bf16 = use_bf16(self.dtype)
+        bf16 = path_of(model) == "torch" and use_bf16(self.dtype)
         config = model.config
         if self.model_ref == "bundled:sentiment":
             targets, anger_index = list(LABELS), None

@@ -72,23 +72,29 @@ class _Loaded:
         return out[:, self.column].tolist()
 
 
-def load_matcher(ref: str, cache_dir: Path) -> _Loaded:
-    """The cross-encoder ``ref`` names, loaded once per process."""
+def load_matcher(ref: str, cache_dir: Path, backend: str = "auto") -> _Loaded:
+    """The cross-encoder ``ref`` names, loaded once per process, on the inference path ``backend`` chooses
+    (``knowledge.runtime.inference``)."""
+    from knowledge.runtime.inference import files_identity, optimise_model
+
     own = matcher_dir(ref)
     if own is not None:
         meta = json.loads((own / MATCHER_FILE).read_text(encoding="utf-8"))
         body = materialize(meta.get("body", "bundled:minilm"), cache_dir)
+        max_length = int(meta.get("question_max_length", 64))
 
         def load() -> _Loaded:
             from transformers import AutoTokenizer
 
             from knowledge.retrieval.pair_model import assemble
 
-            model = assemble(own, body)
-            return _Loaded(model, AutoTokenizer.from_pretrained(body), int(meta.get("question_max_length", 64)),
-                           Calibration.from_meta(meta.get("calibration")))
+            tokenizer = AutoTokenizer.from_pretrained(body)
+            model = optimise_model(assemble(own, body), tokenizer, name="matcher", cache_dir=cache_dir,
+                                   source=f"pair:{files_identity(own, body)}", backend=backend, pairs=True,
+                                   max_length=max_length)
+            return _Loaded(model, tokenizer, max_length, Calibration.from_meta(meta.get("calibration")))
 
-        return shared("matcher", str(own.resolve()), lambda: loading(ref, "matcher", load))
+        return shared(f"matcher-{backend}", str(own.resolve()), lambda: loading(ref, "matcher", load))
     location = materialize(ref, cache_dir)
 
     def load_foreign() -> _Loaded:
@@ -96,18 +102,24 @@ def load_matcher(ref: str, cache_dir: Path) -> _Loaded:
 
         model = AutoModelForSequenceClassification.from_pretrained(location)
         model.eval()
-        return _Loaded(model, AutoTokenizer.from_pretrained(location), 256, Calibration())
+        tokenizer = AutoTokenizer.from_pretrained(location)
+        model = optimise_model(model, tokenizer, name="matcher-" + Path(location).name[:30], cache_dir=cache_dir,
+                               source=f"seqcls:{files_identity(location)}", backend=backend, pairs=True,
+                               max_length=256)
+        return _Loaded(model, tokenizer, 256, Calibration())
 
-    return shared("matcher", location, lambda: loading(ref, "matcher", load_foreign))
+    return shared(f"matcher-{backend}", location, lambda: loading(ref, "matcher", load_foreign))
 
 
 class Matcher:
     """``run(message, hits)`` -> the hits with calibrated FAQ probabilities, best first. Light until used."""
 
-    def __init__(self, model: str = BUNDLED_MATCHER, cache_dir: Path | None = None, candidates: int = 6) -> None:
+    def __init__(self, model: str = BUNDLED_MATCHER, cache_dir: Path | None = None, candidates: int = 6,
+                 backend: str = "auto") -> None:
         self.model_ref = model
         self.cache_dir = cache_dir
         self.candidates = candidates
+        self.backend = backend
         self._loaded: _Loaded | None = None
 
     @classmethod
@@ -116,13 +128,13 @@ class Matcher:
         ks = settings.knowledge
         if ks.matcher == "none":
             return None
-        return cls(ks.matcher, settings.cache, ks.matcher_candidates)
+        return cls(ks.matcher, settings.cache, ks.matcher_candidates, ks.inference)
 
     def warm_up(self) -> "Matcher":
         if self._loaded is None:
             from knowledge.settings import default_cache_dir
 
-            self._loaded = load_matcher(self.model_ref, self.cache_dir or default_cache_dir())
+            self._loaded = load_matcher(self.model_ref, self.cache_dir or default_cache_dir(), self.backend)
         return self
 
     def score(self, query: str, candidates: Sequence[str]) -> list[float]:

@@ -18,20 +18,18 @@ object (``load_sentence_transformer``, ``load_causal_lm``, ...).
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import fcntl
 import importlib.metadata
 import importlib.util
 import re
 import subprocess
 import sys
-import threading
 from pathlib import Path
-from typing import Any, Callable, Iterator, Literal
+from typing import Any, Callable, Literal
 
 from knowledge.errors import ModelNotAvailableError
 from knowledge.runtime.atomic import atomic_directory
+from knowledge.runtime.locks import LOAD_LOCK, file_lock, is_complete
 
 BUNDLED_PREFIX = "bundled:"
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
@@ -157,9 +155,7 @@ def _converted_dir(b: BundledModel, cache_dir: Path) -> Path:
     return Path(cache_dir) / "models" / f"{b.name}-{version}"
 
 
-def _is_complete(model_dir: Path) -> bool:
-    # The marker is written last, inside the temporary directory, before the atomic rename.
-    return (model_dir / ".supportbot-complete").is_file()
+_is_complete = is_complete  # the marker is written last, inside the temporary directory, before the atomic rename
 
 
 def resolve(ref: str, cache_dir: Path) -> ResolvedModel:
@@ -256,15 +252,7 @@ def materialize(ref: str, cache_dir: Path) -> str:
     return resolved.location
 
 
-@contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+_file_lock = file_lock
 
 
 def convert_gguf(gguf_path: Path, target: Path) -> Path:
@@ -348,15 +336,9 @@ def install_bundled(names: list[str] | None = None, runner: Callable[..., Any] =
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Shared, lazy loading: one object per (kind, location) per process, loaded under one process-wide lock.
-#
-# One lock for every model, not one per model: loading imports transformers / sentence-transformers, whose lazy
-# modules are not safe to import from two threads at once ("cannot import name 'BertConfig' from
-# 'transformers'" when the embedder's prefetch thread and the sentiment classifier loaded together). Loading is
-# a one-off cost, so doing it one model at a time loses nothing; a thread that finds its model loaded never
-# takes the lock. Re-entrant: a loader may load another model (the sentiment adapter loads its body).
+# Shared, lazy loading: one object per (kind, location) per process, loaded under one process-wide lock
+# (LOAD_LOCK, knowledge/runtime/locks.py says why one for all).
 
-LOAD_LOCK = threading.RLock()
 _loaded: dict[tuple[str, str], Any] = {}
 
 
@@ -394,7 +376,9 @@ def loading(ref: str, what: str, load: Callable[[], Any]) -> Any:
         raise _offline_hint(ref, what, e) from e
 
 
-def load_sentence_transformer(ref: str, cache_dir: Path) -> Any:
+def load_sentence_transformer(ref: str, cache_dir: Path, backend: str = "torch") -> Any:
+    """The sentence-transformers model ``ref``, shared; with ``backend`` other than ``torch`` its transformer
+    module runs on the path ``knowledge.runtime.inference.optimise`` chooses (pooling and the rest unchanged)."""
     location = materialize(ref, cache_dir)
 
     def load() -> Any:
@@ -402,7 +386,32 @@ def load_sentence_transformer(ref: str, cache_dir: Path) -> Any:
 
         return loading(ref, "embedding", lambda: SentenceTransformer(location, device="cpu"))
 
-    return shared("sentence-transformer", location, load)
+    if backend == "torch":
+        return shared("sentence-transformer", location, load)
+
+    def load_optimised() -> Any:
+        from knowledge.runtime.inference import files_identity, optimise
+
+        model = load()  # its own copy: the torch one stays as it is for whoever asks for it
+        module = model[0]
+        attr = "model" if "model" in module._modules else "auto_model"  # sentence-transformers 6 / 5
+        tokenizer, max_length = module.tokenizer, module.max_seq_length
+
+        def tokenize(texts: Any, pairs: Any = None) -> Any:
+            return tokenizer(list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+
+        fast = optimise(getattr(module, attr), name=_model_name(ref), source=f"st:{files_identity(location)}",
+                        cache_dir=cache_dir, backend=backend, tokenize=tokenize, outputs=("last_hidden_state",))
+        setattr(module, attr, fast)
+        return model
+
+    return shared(f"sentence-transformer-{backend}", location, load_optimised)
+
+
+def _model_name(ref: str) -> str:
+    """A short file-name-safe name for a model reference (the ONNX exports' directory names)."""
+    name = ref[len(BUNDLED_PREFIX):] if ref.startswith(BUNDLED_PREFIX) else Path(ref).name or "model"
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", name)[:40] or "model"
 
 
 def native_bf16() -> bool:

@@ -159,17 +159,20 @@ def reads_english(sentence: str) -> bool:
 class _Classifier:
     """The shipped adapter on its body, merged, with its tokenizer and threshold (loaded once per process)."""
 
-    def __init__(self, directory: Path, cache_dir: Path) -> None:
+    def __init__(self, directory: Path, cache_dir: Path, backend: str = "auto") -> None:
         from transformers import AutoTokenizer
 
         from knowledge.retrieval.pair_model import assemble
+        from knowledge.runtime.inference import files_identity, optimise_model
         from knowledge.runtime.models import materialize
 
         meta = json.loads((directory / CLASSIFIER_FILE).read_text(encoding="utf-8"))
         body = materialize(meta.get("body", "bundled:minilm"), cache_dir)
-        self.model = assemble(directory, body)
         self.tokenizer = AutoTokenizer.from_pretrained(body)
         self.max_length = int(meta.get("max_length", 64))
+        self.model = optimise_model(assemble(directory, body), self.tokenizer, name="injection", cache_dir=cache_dir,
+                                    source=f"injection:{files_identity(directory, body)}", backend=backend,
+                                    max_length=self.max_length, int8=False)
         self.threshold = float(meta["threshold"])
         self.lock = threading.Lock()  # a fast tokenizer is not safe to share between threads
 
@@ -186,23 +189,25 @@ class _Classifier:
         return out
 
 
-def load_classifier(directory: Path, cache_dir: Path | None) -> _Classifier:
+def load_classifier(directory: Path, cache_dir: Path | None, backend: str = "auto") -> _Classifier:
     from knowledge.runtime.models import loading, shared
     from knowledge.settings import default_cache_dir
 
-    return shared("instruction-classifier", str(Path(directory).resolve()),
+    return shared(f"instruction-classifier-{backend}", str(Path(directory).resolve()),
                   lambda: loading(str(directory), "instruction classifier",
-                                  lambda: _Classifier(Path(directory), Path(cache_dir or default_cache_dir()))))
+                                  lambda: _Classifier(Path(directory), Path(cache_dir or default_cache_dir()),
+                                                      backend)))
 
 
 class InstructionDetector:
     """``flags(sentences)`` -> which address the assistant. Light until used; the classifier loads once."""
 
     def __init__(self, classifier: str | Path | None = CLASSIFIER, cache_dir: Path | None = None,
-                 threshold: float | None = None, languages: str = "all") -> None:
+                 threshold: float | None = None, languages: str = "all", backend: str = "auto") -> None:
         self.classifier = classifier  # a finetune.injection output directory (None: patterns only)
         self.languages = languages  # "all", or "english": the classifier reads only sentences that read as English
         self.cache_dir = cache_dir
+        self.backend = backend  # the inference path (knowledge.runtime.inference)
         self._threshold = threshold
         self._model: _Classifier | None = None
         self._lock = threading.Lock()
@@ -210,7 +215,7 @@ class InstructionDetector:
 
     def warm_up(self) -> "InstructionDetector":
         if self.classifier is not None and self._model is None:
-            self._model = load_classifier(Path(self.classifier), self.cache_dir)
+            self._model = load_classifier(Path(self.classifier), self.cache_dir, self.backend)
         return self
 
     @property

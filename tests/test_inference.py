@@ -1,0 +1,208 @@
+"""The encoder inference layer (knowledge/runtime/inference.py): the path chosen for the CPU, the export and its check,
+the fallbacks, and the same decisions from the torch path and the optimised path with the shipped models.
+
+The export mechanics are tested on a tiny BERT built from a config (exporting a real MiniLM takes seconds, and the
+shipped models' exports are exercised by the other tests through the default cache); the decisions are compared
+with the real shipped models."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from knowledge.runtime import cpu, inference
+from knowledge.runtime.inference import Check, candidates, optimise_model, path_of
+
+
+def tiny_pair_model():
+    # Tiny and random, built from a config: what matters is that the exported graph computes what torch computes.
+    from transformers import BertConfig, BertTokenizerFast
+
+    from knowledge.retrieval.pair_model import PooledPairModel
+
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=120, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=64)
+    model = PooledPairModel(config).eval()
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [chr(c) for c in range(ord("a"), ord("z") + 1)] + \
+        [f"##{chr(c)}" for c in range(ord("a"), ord("z") + 1)] + list("0123456789?!.,'-:") + ["the", "my", "is"]
+    return model, vocab
+
+
+@pytest.fixture()
+def tiny(tmp_path: Path):
+    from transformers import BertTokenizerFast
+
+    model, vocab = tiny_pair_model()
+    (tmp_path / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    return model, BertTokenizerFast(str(tmp_path / "vocab.txt"))
+
+
+def encode(tokenizer, a, b):
+    return tokenizer(a, b, padding=True, truncation=True, max_length=48, return_tensors="pt")
+
+
+def test_the_paths_tried_follow_the_setting_and_the_cpu(monkeypatch: pytest.MonkeyPatch):
+    assert candidates("torch") == ["torch"]
+    assert candidates("onnx") == ["onnx", "torch"]
+    assert candidates("onnx-int8") == ["onnx-int8", "torch"]
+    avx2 = cpu.CpuFeatures("test", 2, avx2=True, avx512=False, vnni=False, bf16=False)
+    monkeypatch.setattr(inference, "cpu_features", lambda: avx2)
+    assert candidates("auto") == ["onnx-int8", "onnx", "torch"]
+    monkeypatch.setattr(inference, "cpu_features", lambda: cpu.CpuFeatures("old", 2, False, False, False, False))
+    assert candidates("auto") == ["onnx", "torch"]  # no AVX2: int8 would be emulated
+    monkeypatch.setattr(inference, "onnx_runtime_available", lambda: False)
+    assert candidates("auto") == ["torch"]
+    with pytest.raises(ValueError, match="unknown inference backend 'gpu'"):
+        candidates("gpu")
+
+
+def test_cpu_features_are_read_and_summarised():
+    features = cpu.cpu_features()
+    assert features.cores >= 1 and features.model
+    assert "cores" in features.summary()
+
+
+def test_the_export_computes_what_torch_computes_and_is_built_once(tiny, tmp_path: Path):
+    model, tokenizer = tiny
+    enc = encode(tokenizer, ["my parcel is late", "hi"], ["the order is late", "what is it?"])
+    with torch.inference_mode():
+        expected = model(**enc).logits
+    fast = optimise_model(model, tokenizer, name="tiny", source="tiny-v1", cache_dir=tmp_path, backend="onnx",
+                          pairs=True, max_length=48)
+    assert path_of(fast) == "onnx" and path_of(model) == "torch"
+    got = fast(**enc).logits
+    assert torch.allclose(got, expected, atol=1e-4)
+    # without token_type_ids (a tokenizer that gives none), zeros are fed, as BERT assumes
+    no_types = {k: v for k, v in enc.items() if k != "token_type_ids"}
+    with torch.inference_mode():
+        assert torch.allclose(fast(**no_types).logits, model(**no_types).logits, atol=1e-4)
+    [export] = (tmp_path / "models" / "onnx").glob("tiny-*")
+    report = json.loads((export / "check.json").read_text())
+    assert report["onnx"]["passed"] and report["inputs"] == ["input_ids", "attention_mask", "token_type_ids"]
+    assert (export / ".supportbot-complete").is_file()
+    built = (export / "model.onnx").stat().st_mtime_ns
+    again = optimise_model(model, tokenizer, name="tiny", source="tiny-v1", cache_dir=tmp_path, backend="onnx",
+                           pairs=True, max_length=48)
+    assert path_of(again) == "onnx" and (export / "model.onnx").stat().st_mtime_ns == built
+    # new weights (another source identity): a new export beside the old one
+    optimise_model(model, tokenizer, name="tiny", source="tiny-v2", cache_dir=tmp_path, backend="onnx", pairs=True)
+    assert len(list((tmp_path / "models" / "onnx").glob("tiny-*"))) == 2
+    assert not model.training  # the export left the model in the mode it found it in
+
+
+def test_auto_refuses_an_int8_model_that_drifts_past_its_check(tiny, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch):
+    model, tokenizer = tiny
+    monkeypatch.setattr(inference, "cpu_features",
+                        lambda: cpu.CpuFeatures("test", 2, avx2=True, avx512=True, vnni=True, bf16=False))
+    strict = Check(probability_abs_max=1e-4)  # fp32 stays within it; int8 cannot
+    fast = inference.optimise(model, name="tiny", source="strict", cache_dir=tmp_path, backend="auto",
+                              tokenize=lambda a, b=None: encode(tokenizer, list(a), list(b) if b else None),
+                              pairs=True, check=strict)
+    applied = inference.APPLIED["tiny"]
+    assert path_of(fast) == "onnx" and applied.backend == "onnx"
+    assert applied.check["onnx"]["passed"] and not applied.check["onnx-int8"]["passed"]
+    assert "drifted" in applied.reason
+    # asked for by name, int8 is used all the same
+    forced = inference.optimise(model, name="tiny", source="strict", cache_dir=tmp_path, backend="onnx-int8",
+                                tokenize=lambda a, b=None: encode(tokenizer, list(a), list(b) if b else None),
+                                pairs=True, check=strict)
+    assert path_of(forced) == "onnx-int8"
+    assert inference.expected_path("tiny", "auto", tmp_path) == "onnx"
+
+
+def test_a_failed_export_leaves_the_torch_model_working(tiny, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    model, tokenizer = tiny
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("exporter exploded")
+
+    monkeypatch.setattr(torch.onnx, "export", broken)
+    same = optimise_model(model, tokenizer, name="tiny", source="broken", cache_dir=tmp_path, backend="auto",
+                          pairs=True)
+    assert same is model and inference.APPLIED["tiny"].backend == "torch"
+    assert "exporter exploded" in inference.APPLIED["tiny"].reason
+    assert not list((tmp_path / "models" / "onnx").glob("tiny-*"))  # nothing half-written is left to be read
+
+
+def test_torch_asked_for_builds_nothing(tiny, tmp_path: Path):
+    model, tokenizer = tiny
+    assert optimise_model(model, tokenizer, name="tiny", source="x", cache_dir=tmp_path, backend="torch") is model
+    assert not (tmp_path / "models").exists()
+
+
+@pytest.mark.slow
+def test_the_shipped_embedder_on_the_optimised_path_matches_torch():
+    import numpy as np
+
+    from knowledge.embedder import Embedder
+
+    texts = ["where is my parcel", "I want my money back", "do you ship to Canada?", "reset my password pls"]
+    reference = Embedder("bundled:embedder", dtype="float32", backend="torch").embed(texts)
+    for backend in ("onnx", "auto"):
+        e = Embedder("bundled:embedder", backend=backend)
+        vectors = e.embed(texts)
+        assert e.path in ("onnx", "onnx-int8") and vectors.dtype == np.float32
+        cos = (vectors * reference).sum(axis=1)
+        assert cos.min() > (0.9999 if backend == "onnx" else 0.98), (backend, cos)
+        assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
+
+
+QUESTIONS = ["hey, my package never showed up, what can I do?", "how much is shipping to austria",
+             "I forgot my password", "can i pay with paypal?", "what's the weather in Paris tomorrow?",
+             "Do you sell gift cards?", "this is ridiculous, I was charged twice!!", "money back?"]
+
+
+@pytest.mark.slow
+def test_the_torch_path_and_the_optimised_path_decide_alike(demo_kb_path: Path):
+    """Issue 24, point 5: a forced fp32 path and the optimised path give the same decisions on a small set (the
+    demo knowledge base, the shipped embedder, matcher and sentiment model)."""
+    from bot.config import load_settings
+    from bot.conversation.decision import Bands, decide
+    from bot.engine import Bot
+    from bot.escalation.sentiment import SentimentClassifier
+
+    decisions = {}
+    for backend, dtype in (("torch", "float32"), ("auto", "auto")):
+        settings = load_settings(knowledge={"path": demo_kb_path, "inference": backend, "embedding_dtype": dtype},
+                                 sentiment={"dtype": dtype}, sessions={"backend": "memory"})
+        bot = Bot(settings=settings)
+        sentiment = SentimentClassifier.from_settings(settings)
+        rows = []
+        for q in QUESTIONS:
+            plan = decide(bot.retrieve(q), Bands.from_settings(settings))
+            rows.append((plan.action, plan.top.entry_id if plan.top else None,
+                         [h.entry_id for h in plan.suggestions], sentiment.predict_one(q).label))
+        decisions[backend] = rows
+        assert (bot.knowledge.embedder.path == "torch") == (backend == "torch")
+    assert decisions["torch"] == decisions["auto"]
+    assert {a for a, *_ in decisions["auto"]} >= {"faq", "clarify"}  # the set exercises more than one band
+
+
+def test_the_safety_classifiers_never_take_int8_under_auto(tiny, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """An instruction flag or a grounding verdict must not move with quantisation: auto keeps them in fp32 (ONNX
+    computes what torch computes), even where int8 passes its check."""
+    model, tokenizer = tiny
+    monkeypatch.setattr(inference, "cpu_features",
+                        lambda: cpu.CpuFeatures("test", 2, avx2=True, avx512=True, vnni=True, bf16=False))
+    loose = Check(probability_abs_max=1.0, pooled_cosine_min=-1.0)  # int8 would pass
+    kept = inference.optimise(model, name="tiny", source="safety", cache_dir=tmp_path, backend="auto",
+                              tokenize=lambda a, b=None: encode(tokenizer, list(a), list(b) if b else None),
+                              pairs=True, check=loose, int8=False)
+    assert path_of(kept) == "onnx" and "safety" in inference.APPLIED["tiny"].reason
+    assert inference.expected_path("tiny", "auto", tmp_path, int8=False) == "onnx"
+
+
+@pytest.mark.slow
+def test_the_shipped_instruction_classifier_runs_in_fp32():
+    from knowledge.safety.injection import InstructionDetector
+
+    detector = InstructionDetector(backend="auto").warm_up()
+    assert path_of(detector._model.model) == "onnx"
+    same = InstructionDetector(backend="torch").warm_up()
+    sentence = ["Puede cambiar la dirección de entrega hasta que el pedido salga del almacén."]
+    assert detector.probabilities(sentence) == pytest.approx(same.probabilities(sentence), abs=1e-4)
