@@ -3,8 +3,7 @@
     .venv/bin/python bench/inference.py [--out inference]            # ~10 min on 2 cores
 
 Paths (``knowledge.runtime.inference``): torch fp32, torch bf16 (only where the CPU has native bf16), ONNX Runtime
-fp32 and ONNX Runtime int8 (each asked for by name, so int8 is measured even where ``auto`` refuses it), and what
-``auto`` chooses. For each:
+fp32 and ONNX Runtime int8 (each asked for by name), and what ``auto`` chooses. For each:
 
 * the embedder (``bundled:embedder``): throughput in texts/s on 2,000 BANKING77 texts (batches of 32, as ingest
   embeds), one query at a time (p50 ms, as a chat turn embeds), and quality: BANKING77 dev top-1 of the nearest

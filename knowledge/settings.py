@@ -72,9 +72,10 @@ class KnowledgeSettings(Section):
         "(AVX512-BF16/AMX), else float32.")
     inference: Literal["auto", "torch", "onnx", "onnx-int8"] = Field(
         "auto", description="How the encoder models (embedder, matcher, sentiment, the instruction and "
-        "consistency classifiers) run: auto = ONNX Runtime with int8 weights where the CPU has AVX2 and the "
-        "quantised model passed its check at export, else ONNX Runtime fp32, else torch; or one of them by name "
-        "(docs/inference.md). The exports are built locally, once, in the cache (supportbot models install).")
+        "consistency classifiers) run: auto = ONNX Runtime fp32 (the numbers of torch fp32, 2-2.5x faster per "
+        "message), else torch (no ONNX Runtime, or a failed export); onnx-int8 = int8 weights, faster again but it "
+        "moves decisions by 1-2 points (the two safety classifiers stay fp32); torch = PyTorch (embedding_dtype "
+        "applies). The exports are built locally, once, in the cache (supportbot models install); docs/inference.md.")
     candidates: int = Field(50, ge=5, le=1000, description="Records fetched from each retriever per query.")
     support_weight: float = Field(0.5, ge=0.0, le=1.0,
                                   description="For entries that take support from their other variants "

@@ -48,12 +48,9 @@ def encode(tokenizer, a, b):
 def test_the_paths_tried_follow_the_setting_and_the_cpu(monkeypatch: pytest.MonkeyPatch):
     assert candidates("torch") == ["torch"]
     assert candidates("onnx") == ["onnx", "torch"]
-    assert candidates("onnx-int8") == ["onnx-int8", "torch"]
-    avx2 = cpu.CpuFeatures("test", 2, avx2=True, avx512=False, vnni=False, bf16=False)
-    monkeypatch.setattr(inference, "cpu_features", lambda: avx2)
-    assert candidates("auto") == ["onnx-int8", "onnx", "torch"]
-    monkeypatch.setattr(inference, "cpu_features", lambda: cpu.CpuFeatures("old", 2, False, False, False, False))
-    assert candidates("auto") == ["onnx", "torch"]  # no AVX2: int8 would be emulated
+    assert candidates("onnx-int8") == ["onnx-int8", "onnx", "torch"]
+    assert candidates("onnx-int8", no_int8=True) == ["onnx", "torch"]  # a safety classifier
+    assert candidates("auto") == ["onnx", "torch"]  # int8 only by name: it moved decisions (docs/inference.md)
     monkeypatch.setattr(inference, "onnx_runtime_available", lambda: False)
     assert candidates("auto") == ["torch"]
     with pytest.raises(ValueError, match="unknown inference backend 'gpu'"):
@@ -94,25 +91,30 @@ def test_the_export_computes_what_torch_computes_and_is_built_once(tiny, tmp_pat
     assert not model.training  # the export left the model in the mode it found it in
 
 
-def test_auto_refuses_an_int8_model_that_drifts_past_its_check(tiny, tmp_path: Path,
-                                                                monkeypatch: pytest.MonkeyPatch):
+def test_int8_is_built_only_when_asked_for_and_its_check_is_reported(tiny, tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch,
+                                                                      caplog: pytest.LogCaptureFixture):
     model, tokenizer = tiny
     monkeypatch.setattr(inference, "cpu_features",
                         lambda: cpu.CpuFeatures("test", 2, avx2=True, avx512=True, vnni=True, bf16=False))
     strict = Check(probability_abs_max=1e-4)  # fp32 stays within it; int8 cannot
-    fast = inference.optimise(model, name="tiny", source="strict", cache_dir=tmp_path, backend="auto",
-                              tokenize=lambda a, b=None: encode(tokenizer, list(a), list(b) if b else None),
-                              pairs=True, check=strict)
-    applied = inference.APPLIED["tiny"]
-    assert path_of(fast) == "onnx" and applied.backend == "onnx"
-    assert applied.check["onnx"]["passed"] and not applied.check["onnx-int8"]["passed"]
-    assert "drifted" in applied.reason
-    # asked for by name, int8 is used all the same
-    forced = inference.optimise(model, name="tiny", source="strict", cache_dir=tmp_path, backend="onnx-int8",
-                                tokenize=lambda a, b=None: encode(tokenizer, list(a), list(b) if b else None),
-                                pairs=True, check=strict)
-    assert path_of(forced) == "onnx-int8"
+
+    def run(backend: str):
+        return inference.optimise(model, name="tiny", source="strict", cache_dir=tmp_path, backend=backend,
+                                  tokenize=lambda a, b=None: encode(tokenizer, list(a), list(b) if b else None),
+                                  pairs=True, check=strict)
+
+    assert path_of(run("auto")) == "onnx"
+    assert [p.name.endswith("-int8") for p in (tmp_path / "models" / "onnx").glob("tiny-*")] == [False]
     assert inference.expected_path("tiny", "auto", tmp_path) == "onnx"
+    forced = run("onnx-int8")  # asked for by name: used, with a warning that it drifted
+    applied = inference.APPLIED["tiny"]
+    assert path_of(forced) == "onnx-int8" and applied.directory.endswith("-int8")
+    assert applied.check["onnx"]["passed"] and not applied.check["onnx-int8"]["passed"]
+    assert "drifted" in applied.reason and "drifted past the export check" in caplog.text
+    enc = encode(tokenizer, ["my parcel is late"], ["the order is late"])
+    with torch.inference_mode():
+        assert torch.allclose(forced(**enc).logits, model(**enc).logits, atol=0.5)  # close, not equal
 
 
 def test_a_failed_export_leaves_the_torch_model_working(tiny, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
@@ -143,12 +145,12 @@ def test_the_shipped_embedder_on_the_optimised_path_matches_torch():
 
     texts = ["where is my parcel", "I want my money back", "do you ship to Canada?", "reset my password pls"]
     reference = Embedder("bundled:embedder", dtype="float32", backend="torch").embed(texts)
-    for backend in ("onnx", "auto"):
+    for backend in ("auto", "onnx-int8"):
         e = Embedder("bundled:embedder", backend=backend)
         vectors = e.embed(texts)
-        assert e.path in ("onnx", "onnx-int8") and vectors.dtype == np.float32
+        assert e.path == ("onnx" if backend == "auto" else "onnx-int8") and vectors.dtype == np.float32
         cos = (vectors * reference).sum(axis=1)
-        assert cos.min() > (0.9999 if backend == "onnx" else 0.98), (backend, cos)
+        assert cos.min() > (0.9999 if backend == "auto" else 0.98), (backend, cos)  # int8: close, not equal
         assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
 
 
@@ -183,18 +185,19 @@ def test_the_torch_path_and_the_optimised_path_decide_alike(demo_kb_path: Path):
     assert {a for a, *_ in decisions["auto"]} >= {"faq", "clarify"}  # the set exercises more than one band
 
 
-def test_the_safety_classifiers_never_take_int8_under_auto(tiny, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """An instruction flag or a grounding verdict must not move with quantisation: auto keeps them in fp32 (ONNX
-    computes what torch computes), even where int8 passes its check."""
+def test_the_safety_classifiers_never_take_int8(tiny, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """An instruction flag or a grounding verdict must not move with quantisation: they stay in fp32 (ONNX computes
+    what torch computes) even when int8 is asked for and would pass its check."""
     model, tokenizer = tiny
     monkeypatch.setattr(inference, "cpu_features",
                         lambda: cpu.CpuFeatures("test", 2, avx2=True, avx512=True, vnni=True, bf16=False))
     loose = Check(probability_abs_max=1.0, pooled_cosine_min=-1.0)  # int8 would pass
-    kept = inference.optimise(model, name="tiny", source="safety", cache_dir=tmp_path, backend="auto",
+    kept = inference.optimise(model, name="tiny", source="safety", cache_dir=tmp_path, backend="onnx-int8",
                               tokenize=lambda a, b=None: encode(tokenizer, list(a), list(b) if b else None),
-                              pairs=True, check=loose, int8=False)
+                              pairs=True, check=loose, no_int8="a safety check")
     assert path_of(kept) == "onnx" and "safety" in inference.APPLIED["tiny"].reason
-    assert inference.expected_path("tiny", "auto", tmp_path, int8=False) == "onnx"
+    assert inference.expected_path("tiny", "onnx-int8", tmp_path, no_int8=True) == "onnx"
+    assert not list((tmp_path / "models" / "onnx").glob("tiny-*-int8"))
 
 
 @pytest.mark.slow

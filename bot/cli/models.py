@@ -51,7 +51,7 @@ def _encoder_path(role: str, ref: str, settings: object) -> str:
     name = {"embedding": ref.removeprefix("bundled:"), "matcher": "matcher", "consistency": "consistency",
             "sentiment": "sentiment"}[role]
     return expected_path(name, settings.knowledge.inference, settings.cache,  # type: ignore[attr-defined]
-                         int8=role != "consistency")
+                         no_int8=role == "consistency")
 
 
 @models_app.command("install")

@@ -36,6 +36,7 @@ BUNDLED_CONSISTENCY = "bundled:consistency"
 _SPLIT = re.compile(r"(?<=[.!?;:])\s+|\n+")
 _WORD = re.compile(r"[a-z0-9]+")
 WINDOW_SENTENCES = 2
+FP32_ONLY = "a safety check: a grounding verdict must not move with quantisation"  # knowledge.runtime.inference
 
 
 def evidence_window(claim: str, passage: str, size: int = WINDOW_SENTENCES) -> str:
@@ -98,7 +99,7 @@ def load_consistency(ref: str, cache_dir: Path, backend: str = "auto") -> _Loade
             tokenizer, max_length = AutoTokenizer.from_pretrained(body), int(meta.get("max_length", 256))
             model = optimise_model(assemble(own, body), tokenizer, name="consistency", cache_dir=cache_dir,
                                    source=f"consistency:{files_identity(own, body)}", backend=backend, pairs=True,
-                                   max_length=max_length, int8=False)
+                                   max_length=max_length, no_int8=FP32_ONLY)
             return _Loaded(model, tokenizer, max_length, float(meta["threshold"]), -1)
 
         return shared(f"consistency-{backend}", str(own.resolve()), lambda: loading(ref, "consistency", load))
@@ -116,7 +117,7 @@ def load_consistency(ref: str, cache_dir: Path, backend: str = "auto") -> _Loade
         tokenizer = AutoTokenizer.from_pretrained(location)
         model = optimise_model(model, tokenizer, name="consistency-" + Path(location).name[:30], cache_dir=cache_dir,
                                source=f"seqcls:{files_identity(location)}", backend=backend, pairs=True,
-                               max_length=512, int8=False)
+                               max_length=512, no_int8=FP32_ONLY)
         return _Loaded(model, tokenizer, 512, None, column)
 
     return shared(f"consistency-{backend}", location, lambda: loading(ref, "consistency", load_foreign))

@@ -27,6 +27,7 @@ import threading
 from pathlib import Path
 from typing import Sequence
 
+from knowledge.runtime.cache import RecentCache
 from knowledge.safety.normalise import for_checks
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "injection"
@@ -156,6 +157,9 @@ def reads_english(sentence: str) -> bool:
     return hits >= (1 if len(words) < 6 else 2) and hits >= 0.15 * len(words)
 
 
+FP32_ONLY = "a safety check: an instruction flag must not move with quantisation"  # knowledge.runtime.inference
+
+
 class _Classifier:
     """The shipped adapter on its body, merged, with its tokenizer and threshold (loaded once per process)."""
 
@@ -172,7 +176,7 @@ class _Classifier:
         self.max_length = int(meta.get("max_length", 64))
         self.model = optimise_model(assemble(directory, body), self.tokenizer, name="injection", cache_dir=cache_dir,
                                     source=f"injection:{files_identity(directory, body)}", backend=backend,
-                                    max_length=self.max_length, int8=False)
+                                    max_length=self.max_length, no_int8=FP32_ONLY)
         self.threshold = float(meta["threshold"])
         self.lock = threading.Lock()  # a fast tokenizer is not safe to share between threads
 
@@ -212,6 +216,9 @@ class InstructionDetector:
         self._model: _Classifier | None = None
         self._lock = threading.Lock()
         self._seen: dict[str, float] = {}  # sentence -> probability (passages come back turn after turn)
+        # text -> text stripped: the same answers and passages come back turn after turn, and reading each sentence
+        # with every pattern cost ~9 ms of a faq turn (bench/faq_latency.py --profile)
+        self._stripped: RecentCache[str, str] = RecentCache(4096)
 
     def warm_up(self) -> "InstructionDetector":
         if self.classifier is not None and self._model is None:
@@ -267,6 +274,13 @@ class InstructionDetector:
     def strip(self, text: str) -> str:
         """``text`` without the sentences that address the assistant (unchanged when there are none); the rest
         keeps its line breaks, so that lists and tables stay as they were."""
+        done = self._stripped.get(text)
+        if done is None:
+            done = self._strip(text)
+            self._stripped.put(text, done)
+        return done
+
+    def _strip(self, text: str) -> str:
         spans, start = [], 0
         for m in _SENTENCE.finditer(text):
             spans.append((start, m.start(), m.group()))
