@@ -142,11 +142,15 @@ def main() -> None:
             server.terminate()
             server.wait(30)
             log.close()
+        if any(not r[1] for r in results):  # what the server said about the failed requests
+            print("server log (last lines):\n" + "\n".join((Path(tmp) / "serve.log").read_text().splitlines()[-15:]))
+        from bot.server.security import Principal, key_id
         from bot.storage.transcripts import DatabaseSessions, database_url
 
         store = DatabaseSessions(database_url(db))
         sessions = {r[3] for r in results if r[1]}
-        stored = sum(len(store.get(s).turns) for s in sessions)
+        owner = Principal(key_id(key))  # conversations are stored under ids namespaced by the key that started them
+        stored = sum(len(store.get(owner.scoped(s)).turns) for s in sessions)
         store.close()
     ok = [r for r in results if r[1]]
     errors = [r[2] for r in results if not r[1]]
