@@ -209,3 +209,15 @@ def test_the_shipped_instruction_classifier_runs_in_fp32():
     same = InstructionDetector(backend="torch").warm_up()
     sentence = ["Puede cambiar la dirección de entrega hasta que el pedido salga del almacén."]
     assert detector.probabilities(sentence) == pytest.approx(same.probabilities(sentence), abs=1e-4)
+
+
+def test_a_damaged_export_in_the_cache_leaves_the_torch_model_working(tiny, tmp_path: Path):
+    model, tokenizer = tiny
+    first = optimise_model(model, tokenizer, name="tiny", source="damaged", cache_dir=tmp_path, backend="onnx",
+                           pairs=True, max_length=48)
+    assert path_of(first) == "onnx"
+    [export] = (tmp_path / "models" / "onnx").glob("tiny-*")
+    (export / "model.onnx").write_bytes(b"not an onnx graph")  # a disk error, a half-copied cache
+    again = optimise_model(model, tokenizer, name="tiny", source="damaged", cache_dir=tmp_path, backend="onnx",
+                           pairs=True, max_length=48)
+    assert again is model and "could not load" in inference.APPLIED["tiny"].reason

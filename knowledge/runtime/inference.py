@@ -359,9 +359,10 @@ def optimise(model: Any, *, name: str, source: str, cache_dir: Path, backend: st
         reason = "asked for" if backend == "torch" else "ONNX Runtime (onnxruntime, onnx) is not installed"
         APPLIED[name] = Applied(name, "torch", reason)
         return model
-    target = Path(cache_dir) / "models" / "onnx" / f"{name}-{_digest(source)}"
-    int8_target = target.with_name(f"{target.name}-{_int8_variant()}") if "onnx-int8" in tried else None
+    target = int8_target = None
     try:
+        target = Path(cache_dir) / "models" / "onnx" / f"{name}-{_digest(source)}"
+        int8_target = target.with_name(f"{target.name}-{_int8_variant()}") if "onnx-int8" in tried else None
         if not is_complete(target) or (int8_target is not None and not is_complete(int8_target)):
             texts = list(PROBE_TEXTS)
             second = list(reversed(PROBE_TEXTS)) if pairs else None
@@ -392,7 +393,12 @@ def optimise(model: Any, *, name: str, source: str, cache_dir: Path, backend: st
                                 str(target), report)
         return model
     assert directory is not None
-    session = _session(directory / "model.onnx", _threads())
+    try:
+        session = _session(directory / "model.onnx", _threads())
+    except Exception as e:  # noqa: BLE001 - e.g. a cached file damaged on disk: torch still works
+        log.warning("ONNX Runtime could not load %s (%s: %s); using torch", directory, type(e).__name__, e)
+        APPLIED[name] = Applied(name, "torch", f"ONNX Runtime could not load the export: {e}", str(directory), report)
+        return model
     module = _onnx_module_class()(session, report["inputs"], report["outputs"], getattr(model, "config", None), path)
     APPLIED[name] = Applied(name, path, reason, str(directory), report)
     return module
