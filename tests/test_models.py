@@ -64,6 +64,10 @@ def test_cli_models_lists_each_configured_model(capsys):
     assert "bundled:embedder" in text and "bundled:smollm2" in text and "embedding" in text
     assert "bundled:matcher" in text
     assert "bundled:grounded" in text and "bundled:consistency" in text  # the generator adapter, the sentence check
+    from knowledge.runtime.cpu import cpu_features
+
+    assert text.startswith("CPU: ") and "encoder inference = auto" in text  # the machine and the path (issue 24)
+    assert "AVX2" in text.splitlines()[0] or not cpu_features().avx2
 
 
 def test_install_uses_no_deps_where_needed():
