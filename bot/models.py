@@ -83,12 +83,12 @@ def _digest(path: Path) -> str:
 def merge_causal_adapter(adapter: Path, base: str, target: Path) -> Path:
     """The causal LM ``base`` with the LoRA ``adapter`` merged in, saved at ``target``; once, atomically."""
     from knowledge.runtime.atomic import atomic_directory
-    from knowledge.runtime.models import LOAD_LOCK, _file_lock, _is_complete
+    from knowledge.runtime.locks import LOAD_LOCK, file_lock, is_complete
 
-    if _is_complete(target):
+    if is_complete(target):
         return target
-    with LOAD_LOCK, _file_lock(target.parent / f".{target.name}.lock"):
-        if _is_complete(target):
+    with LOAD_LOCK, file_lock(target.parent / f".{target.name}.lock"):
+        if is_complete(target):
             return target
         try:
             with atomic_directory(target) as tmp:

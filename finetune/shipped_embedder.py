@@ -95,14 +95,14 @@ def train(sets: dict[str, IntentSet], output: Path, options: ShippedEmbedderOpti
     from sentence_transformers import SentenceTransformer
 
     from finetune.embedder import EmbedderOptions, _trainer, training_rows
-    from knowledge.runtime.models import materialize
+    from knowledge.runtime.models import materialize, transformer_attribute
     from knowledge.settings import default_cache_dir
 
     torch.manual_seed(options.seed)
     body = materialize(options.body, cache_dir or default_cache_dir())
     model = SentenceTransformer(body, device="cpu")
     module = model[0]
-    attr = "model" if "model" in module._modules else "auto_model"
+    attr = transformer_attribute(module)
     lora = LoraConfig(r=options.lora_rank, lora_alpha=2 * options.lora_rank, lora_dropout=0.05,
                       target_modules=["query", "key", "value", "dense"])
     setattr(module, attr, get_peft_model(getattr(module, attr), lora))

@@ -11,7 +11,8 @@ import numpy as np
 
 from knowledge.runtime.batching import MicroBatcher
 from knowledge.runtime.cache import RecentCache
-from knowledge.runtime.models import identity, load_sentence_transformer, use_bf16
+from knowledge.runtime.inference import path_of
+from knowledge.runtime.models import identity, load_sentence_transformer, transformer_attribute, use_bf16
 
 
 class Embedder:
@@ -51,8 +52,8 @@ class Embedder:
     def path(self) -> str:
         """The inference path the model runs on: torch, onnx or onnx-int8 (loads the model)."""
         self.warm_up()
-        return str(getattr(self._model[0]._modules.get("model") or self._model[0]._modules.get("auto_model"),
-                           "backend", "torch"))
+        module = self._model[0]
+        return path_of(getattr(module, transformer_attribute(module)))
 
     @property
     def identity(self) -> str:

@@ -48,8 +48,9 @@ def _encoder_path(role: str, ref: str, settings: object) -> str:
     """The path an encoder model takes (from its export's check, when it has been exported), without loading it."""
     from knowledge.runtime.inference import expected_path
 
-    name = {"embedding": ref.removeprefix("bundled:"), "matcher": "matcher", "consistency": "consistency",
-            "sentiment": "sentiment"}[role]
+    from knowledge.runtime.models import export_name
+
+    name = export_name(ref) if role == "embedding" else role  # the names the loaders export under
     return expected_path(name, settings.knowledge.inference, settings.cache,  # type: ignore[attr-defined]
                          no_int8=role == "consistency")
 

@@ -32,7 +32,7 @@ import json
 import logging
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Literal, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from knowledge.runtime.atomic import atomic_directory
 from knowledge.runtime.cpu import cpu_features
@@ -40,7 +40,6 @@ from knowledge.runtime.locks import LOAD_LOCK, file_lock, is_complete
 
 log = logging.getLogger(__name__)
 
-Backend = Literal["auto", "torch", "onnx", "onnx-int8"]
 BACKENDS: tuple[str, ...] = ("auto", "torch", "onnx", "onnx-int8")
 EXPORT_VERSION = "4"  # bump when the exported graph changes: older exports are then rebuilt
 OPSET = 17

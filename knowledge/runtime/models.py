@@ -155,9 +155,6 @@ def _converted_dir(b: BundledModel, cache_dir: Path) -> Path:
     return Path(cache_dir) / "models" / f"{b.name}-{version}"
 
 
-_is_complete = is_complete  # the marker is written last, inside the temporary directory, before the atomic rename
-
-
 def resolve(ref: str, cache_dir: Path) -> ResolvedModel:
     """Say where ``ref`` points and whether it can be loaded now; never loads or converts."""
     if ref.startswith(BUNDLED_PREFIX):
@@ -179,7 +176,7 @@ def resolve(ref: str, cache_dir: Path) -> ResolvedModel:
         except ModelNotAvailableError as e:
             return ResolvedModel(ref, "bundled", "", False, str(e))
         target = _converted_dir(b, cache_dir)
-        if _is_complete(target):
+        if is_complete(target):
             return ResolvedModel(ref, "bundled", str(target), True, f"converted from {src.name}")
         return ResolvedModel(ref, "bundled", str(target), False,
                              f"{src}; converted to safetensors on first load (~20 s, once)")
@@ -205,7 +202,7 @@ def _resolve_shipped(ref: str, a: ShippedAdapter, cache_dir: Path) -> ResolvedMo
         target = _merged_dir(a, cache_dir)
     except ModelNotAvailableError as e:
         return ResolvedModel(ref, "bundled", "", False, str(e))
-    if _is_complete(target):
+    if is_complete(target):
         return ResolvedModel(ref, "bundled", str(target), True, f"{a.directory} merged into {body.name}")
     return ResolvedModel(ref, "bundled", str(target), False,
                          f"{a.directory} on package {BUNDLED[a.body].package}; merged on first load (~2 s, once)")
@@ -252,9 +249,6 @@ def materialize(ref: str, cache_dir: Path) -> str:
     return resolved.location
 
 
-_file_lock = file_lock
-
-
 def convert_gguf(gguf_path: Path, target: Path) -> Path:
     """Convert a GGUF checkpoint to a safetensors directory at ``target``, once, atomically.
 
@@ -262,11 +256,11 @@ def convert_gguf(gguf_path: Path, target: Path) -> Path:
     (``atomic_directory``); a crash leaves only a temporary directory that is never read. A file lock
     serialises concurrent converters.
     """
-    if _is_complete(target):
+    if is_complete(target):
         return target
     # The process-wide load lock first, then the file lock: one order for the two, whichever caller comes here.
-    with LOAD_LOCK, _file_lock(target.parent / f".{target.name}.lock"):
-        if _is_complete(target):  # another process finished while we waited
+    with LOAD_LOCK, file_lock(target.parent / f".{target.name}.lock"):
+        if is_complete(target):  # another process finished while we waited
             return target
         try:
             with atomic_directory(target) as tmp:
@@ -291,10 +285,10 @@ def convert_gguf(gguf_path: Path, target: Path) -> Path:
 def merge_sentence_adapter(adapter_dir: Path, body_path: Path, target: Path) -> Path:
     """A sentence-transformers model at ``target``: the body with the LoRA adapter merged in; once, atomically
     (as :func:`convert_gguf`)."""
-    if _is_complete(target):
+    if is_complete(target):
         return target
-    with LOAD_LOCK, _file_lock(target.parent / f".{target.name}.lock"):
-        if _is_complete(target):
+    with LOAD_LOCK, file_lock(target.parent / f".{target.name}.lock"):
+        if is_complete(target):
             return target
         try:
             with atomic_directory(target) as tmp:
@@ -305,7 +299,7 @@ def merge_sentence_adapter(adapter_dir: Path, body_path: Path, target: Path) -> 
 
                 model = SentenceTransformer(str(body_path), device="cpu")
                 module = model[0]
-                attr = "model" if "model" in module._modules else "auto_model"  # sentence-transformers 6 / 5
+                attr = transformer_attribute(module)
                 with warnings.catch_warnings():  # peft calls a transformers API that transformers 5 deprecates
                     warnings.simplefilter("ignore", FutureWarning)
                     merged = PeftModel.from_pretrained(getattr(module, attr), str(adapter_dir)).merge_and_unload()
@@ -394,13 +388,13 @@ def load_sentence_transformer(ref: str, cache_dir: Path, backend: str = "torch")
 
         model = load()  # its own copy: the torch one stays as it is for whoever asks for it
         module = model[0]
-        attr = "model" if "model" in module._modules else "auto_model"  # sentence-transformers 6 / 5
+        attr = transformer_attribute(module)
         tokenizer, max_length = module.tokenizer, module.max_seq_length
 
         def tokenize(texts: Any, pairs: Any = None) -> Any:
             return tokenizer(list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt")
 
-        fast = optimise(getattr(module, attr), name=_model_name(ref), source=f"st:{files_identity(location)}",
+        fast = optimise(getattr(module, attr), name=export_name(ref), source=f"st:{files_identity(location)}",
                         cache_dir=cache_dir, backend=backend, tokenize=tokenize, outputs=("last_hidden_state",))
         setattr(module, attr, fast)
         return model
@@ -408,7 +402,13 @@ def load_sentence_transformer(ref: str, cache_dir: Path, backend: str = "torch")
     return shared(f"sentence-transformer-{backend}", location, load_optimised)
 
 
-def _model_name(ref: str) -> str:
+def transformer_attribute(module: Any) -> str:
+    """Where a sentence-transformers Transformer module keeps its transformers model: ``model`` (version 6) or
+    ``auto_model`` (version 5)."""
+    return "model" if "model" in module._modules else "auto_model"
+
+
+def export_name(ref: str) -> str:
     """A short file-name-safe name for a model reference (the ONNX exports' directory names)."""
     name = ref[len(BUNDLED_PREFIX):] if ref.startswith(BUNDLED_PREFIX) else Path(ref).name or "model"
     return re.sub(r"[^A-Za-z0-9._-]+", "-", name)[:40] or "model"
