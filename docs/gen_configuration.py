@@ -104,6 +104,12 @@ class SectionDoc:
     model: type[BaseModel]
     doc: str
     rows: tuple[Row, ...]
+    array: bool = False  # a list of tables (``[[knowledge.sources]]``)
+
+    @property
+    def heading(self) -> str:
+        name = ".".join(self.path)
+        return f"[[{name}]]" if self.array else f"[{name}]"
 
 
 # ------------------------------------------------------------------------------------------------ walking
@@ -134,6 +140,20 @@ def sections(model: type[BaseModel] | None = None, path: tuple[str, ...] = ()) -
     for name, f in model.model_fields.items():
         if _is_section(f.annotation):
             yield from sections(f.annotation, path + (name,))
+    for name, f in model.model_fields.items():
+        item = _list_item(f.annotation)
+        if item is not None:
+            yield SectionDoc(path + (name,), item, _own_doc(item),
+                             tuple(_row(n, fi) for n, fi in item.model_fields.items()), array=True)
+
+
+def _list_item(annotation: Any) -> type[BaseModel] | None:
+    """The model of a ``list[Model]`` field (a list of tables in TOML), else None."""
+    if get_origin(annotation) is list:
+        args = get_args(annotation)
+        if args and _is_section(args[0]):
+            return args[0]
+    return None
 
 
 def undocumented() -> list[str]:
@@ -273,7 +293,11 @@ def _source_file(model: type) -> str:
 
 
 def _render_section(section: SectionDoc) -> list[str]:
-    if section.path:
+    if section.array:
+        title = f"## `{section.heading}`"
+        env = (f"One table per item. Environment: `{_env_name(section.path)}` as a JSON list, e.g. "
+               f"`{_env_name(section.path)}='[{{\"{section.rows[0].key if section.rows else 'key'}\": ...}}]'`.")
+    elif section.path:
         title = f"## `[{'.'.join(section.path)}]`"
         example = section.rows[0].key if section.rows else None
         env = (f"Environment: `{_env_name(section.path)}__<KEY>`"
@@ -298,7 +322,7 @@ def render() -> str:
     """The whole of ``docs/configuration.md``."""
     all_sections = list(sections())
     lines = [PREAMBLE.rstrip("\n"), "", "## Sections", ""]
-    lines += [f"* [`[{'.'.join(s.path)}]`](#{_anchor(s.path)})" if s.path else "* [Top level](#top-level)"
+    lines += [f"* [`{s.heading}`](#{_anchor(s.path, s.array)})" if s.path else "* [Top level](#top-level)"
               for s in all_sections]
     lines.append("")
     for section in all_sections:
@@ -306,9 +330,10 @@ def render() -> str:
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
-def _anchor(path: tuple[str, ...]) -> str:
+def _anchor(path: tuple[str, ...], array: bool = False) -> str:
     """GitHub's anchor for the heading ``## `[a.b]` ``: lower case, punctuation dropped but ``-`` and ``_``."""
-    return re.sub(r"[^a-z0-9_\- ]", "", f"[{'.'.join(path)}]".lower()).replace(" ", "-")
+    name = f"[[{'.'.join(path)}]]" if array else f"[{'.'.join(path)}]"
+    return re.sub(r"[^a-z0-9_\- ]", "", name.lower()).replace(" ", "-")
 
 
 # ------------------------------------------------------------------------------------------------ command

@@ -143,6 +143,25 @@ class KnowledgeBase:
         report.seconds = time.perf_counter() - start
         return report
 
+    def write_plan(self, plan: Any, sync_sources: set[str] | None = None,
+                   progress: Progress | None = None) -> IngestReport:
+        """Write a planned ingest (``knowledge.ingest.plan``) in one all-or-nothing write; what came from
+        ``sync_sources`` before and is not in the plan now is removed (a sync's changed and vanished pages)."""
+        start = time.perf_counter()
+        report = IngestReport(invalid=plan.invalid, warnings=plan.warnings)
+        records = plan.records(self.settings.knowledge.index_answers)
+        if records or sync_sources:
+            self._write(records, report, progress, sync_sources or None)
+        report.seconds = time.perf_counter() - start
+        return report
+
+    def sync(self, sources: Any = None, progress: Any = None) -> Any:
+        """Bring the store in line with ``sources`` (default: ``knowledge.sources``): a ``SyncReport`` per source
+        (see knowledge.sources.sync)."""
+        from knowledge.sources.sync import Syncer
+
+        return Syncer(self).run(sources, progress)
+
     def lint(self, paths: Iterable[str | Path] | str | Path, *, mapping: ColumnMapping | None = None) -> IngestReport:
         """What ``ingest`` would report for these files (invalid records, warnings with file and line, the
         instruction-like sentences to review), writing nothing; no knowledge base is needed."""
@@ -157,7 +176,7 @@ class KnowledgeBase:
         add the instruction-like sentences to the warnings."""
         loaded = self.load([paths] if isinstance(paths, (str, Path)) else paths, mapping)
         plan = plan_ingest(loaded, skip_invalid)
-        report = IngestReport(files=[str(f.path) for f in loaded], invalid=plan.invalid, warnings=plan.warnings)
+        report = IngestReport(files=[f.source for f in loaded], invalid=plan.invalid, warnings=plan.warnings)
         if self.settings.knowledge.review_instructions if review is None else review:
             report.warnings.extend(self._instruction_warnings(loaded))
         return report, plan
@@ -167,11 +186,11 @@ class KnowledgeBase:
         trained classifier at its default threshold)."""
         from knowledge.safety.injection import InstructionDetector, sentences
 
-        found: list[tuple[Path, str, str]] = []  # (file, where, sentence)
+        found: list[tuple[LoadedFile, str, str]] = []  # (file, where, sentence)
         for f in loaded:
             texts = [(f"entry '{e.id}'", e.answer) for e in f.entries]
             texts += [(f"'{p.title}'", p.text) for d in f.documents for p in d.passages]
-            found += [(f.path, where, s) for where, text in texts for s in sentences(text)]
+            found += [(f, where, s) for where, text in texts for s in sentences(text)]
         if not found:
             return []
         if self._review is None:  # one per knowledge base: its model loads once, its sentence cache is kept
@@ -182,13 +201,14 @@ class KnowledgeBase:
         unique = list(dict.fromkeys(s for _, _, s in found))
         flagged = dict(zip(unique, detector.flags(unique)))
         out, seen, contents = [], set(), {}
-        for path, where, sentence in found:
+        for f, where, sentence in found:
+            path = f.source
             if not flagged[sentence] or (path, sentence) in seen:
                 continue
             seen.add((path, sentence))
-            if path not in contents:
+            if path not in contents:  # the line number, for a local text file
                 try:
-                    contents[path] = path.read_text(encoding="utf-8", errors="replace")
+                    contents[path] = "" if f.url else f.path.read_text(encoding="utf-8", errors="replace")
                 except OSError:
                     contents[path] = ""
             at = contents[path].find(sentence.strip()[:60])
@@ -216,7 +236,9 @@ class KnowledgeBase:
             store = self.store(create=True)
             plan = self.writer.diff(store, records, sync_sources)
             if plan.result.changed:
+                embed_start = time.perf_counter()
                 vectors = self.writer.vectors(plan, progress)  # before anything is written
+                report.embed_seconds += time.perf_counter() - embed_start
                 with self.journal.transaction(store, touched=plan.touched, created=plan.created):
                     self.writer.apply(store, plan, vectors)
                     self.lexical.rebuild(store)

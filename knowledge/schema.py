@@ -153,6 +153,7 @@ class IngestReport(BaseModel):
     records_embedded: int = 0
     files: list[str] = Field(default_factory=list)
     seconds: float = 0.0
+    embed_seconds: float = 0.0  # of ``seconds``, the time spent embedding
 
     def summary(self) -> str:
         return (f"{self.added} added, {self.updated} updated, {self.unchanged} unchanged, "

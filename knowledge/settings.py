@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextvars
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -41,6 +42,51 @@ class Section(BaseModel):
     """A settings section: unknown keys are errors, assignments are validated."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class SourceSettings(Section):
+    """One place the knowledge comes from (``[[knowledge.sources]]``): a local path, a site crawled from a start
+    URL, or a sitemap; ``supportbot sync`` brings the store in line with all of them."""
+
+    name: str | None = Field(None, description="What reports and `supportbot sync --source` call it (default: the "
+                                               "path or URL).")
+    path: Path | None = Field(None, description="A file or directory of FAQ files and documents.")
+    url: str | None = Field(None, description="A start URL: pages are crawled from it by following links.")
+    sitemap: str | None = Field(None, description="A sitemap URL (or sitemap index): its pages are read.")
+    allow_hosts: list[str] = Field(default_factory=list, description="Hosts a crawl may visit besides the start "
+                                   "URL's (e.g. docs.example.com next to help.example.com).")
+    include: list[str] = Field(default_factory=list, description="Only URLs whose path starts with one of these "
+                               "(or matches it as a glob such as /help/*/articles/*); empty: all.")
+    exclude: list[str] = Field(default_factory=list, description="URLs whose path starts with or matches one of "
+                               "these are not visited.")
+    max_pages: int = Field(500, ge=1, le=100_000, description="Most pages fetched per sync of this source.")
+    max_depth: int = Field(5, ge=0, le=50, description="Most links followed from the start URL (0: the start "
+                           "page only); sitemap pages are depth 0.")
+    delay_seconds: float = Field(0.5, ge=0.0, le=60.0, description="Pause between two requests to the same "
+                                 "host (robots.txt's Crawl-delay wins when longer).")
+    timeout_seconds: float = Field(10.0, gt=0.0, le=300.0, description="Longest wait for one page.")
+    max_page_bytes: int = Field(20_000_000, ge=1000, description="Pages and files larger than this are not read.")
+    category: str | None = Field(None, description="Category given to everything from this source.")
+
+    @model_validator(mode="after")
+    def _one_location(self) -> "SourceSettings":
+        given = [k for k in ("path", "url", "sitemap") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("a source needs exactly one of path, url or sitemap"
+                             + (f" (it has {', '.join(given)})" if given else ""))
+        for key in ("url", "sitemap"):
+            value = getattr(self, key)
+            if value is not None and not re.match(r"^https?://[^/\s]+", value):
+                raise ValueError(f"{key} must be an http:// or https:// URL, not {value!r}")
+        return self
+
+    @property
+    def label(self) -> str:
+        return self.name or str(self.path or self.url or self.sitemap)
+
+    @property
+    def kind(self) -> str:
+        return "path" if self.path is not None else ("url" if self.url is not None else "sitemap")
 
 
 class KnowledgeSettings(Section):
@@ -102,6 +148,18 @@ class KnowledgeSettings(Section):
                          "calibrated probability the answer decision uses: bundled:matcher, a finetune.matcher "
                          "directory, a Hugging Face cross-encoder (path or hub id), or none (retrieval scores).")
     matcher_candidates: int = Field(6, ge=1, le=50, description="FAQ candidates the matcher reads per message.")
+    sources: list[SourceSettings] = Field(default_factory=list, description="Where the knowledge comes from "
+                                          "(`[[knowledge.sources]]`, each a path, url or sitemap with its options): "
+                                          "what `supportbot sync` keeps the store in line with.")
+    user_agent: str = Field("supportbot/0.1 (customer-service bot reading its help centre)",
+                            description="User-Agent of crawls; robots.txt rules for it apply.")
+    sync_batch_pages: int = Field(25, ge=1, le=10_000, description="A sync writes changed pages in batches of this "
+                                  "many (each all-or-nothing): an interrupted sync keeps the batches it finished.")
+    stale_after_days: int = Field(180, ge=1, description="`supportbot kb stats --stale` lists entries and pages "
+                                  "not changed for longer than this (and entries past their review_by date).")
+    conflict_similarity: float = Field(0.88, ge=0.5, le=1.0, description="`supportbot kb conflicts`: FAQ questions "
+                                       "at least this similar (cosine) are compared for disagreeing answers, and "
+                                       "a passage this similar to an FAQ answer for a disagreeing number.")
     index_check_seconds: float = Field(1.0, ge=0.0, description="How often a search checks whether another "
                                        "process changed the store (then the BM25 index is reloaded or rebuilt), and whether a write died "
                                        "half-way (then it is undone from its journal).")

@@ -201,7 +201,7 @@ def test_documents_and_directories(tmp_path: Path) -> None:
     (docs / "LICENSE.txt").write_text("MIT licence text\n")
     (docs / ".hidden.md").write_text("# Hidden\n\nsecret\n")
     (docs / ".drafts" / "draft.md").write_text("# Draft\n\nunpublished\n")
-    (docs / "notes.pdf").write_bytes(b"%PDF-1.4")
+    (docs / "slides.pptx").write_bytes(b"PK\x03\x04")
 
     kb = KnowledgeBase(path=tmp_path / "kb")
     report = kb.ingest(docs)

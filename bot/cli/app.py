@@ -32,6 +32,7 @@ def _root(config: Optional[Path] = typer.Option(None, "--config", "-c", help="su
 # The order of registration is the order of `supportbot --help`: commands first, then the groups.
 app.command("config")(conversation.config_cmd)
 app.command()(knowledge.ingest)
+app.command()(knowledge.sync)
 app.command("eval")(conversation.eval_command)
 app.command()(conversation.ask)
 app.command()(conversation.report)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Optional
 
@@ -20,34 +21,146 @@ _COLUMNS = {field: typer.Option(None, f"--{field}-col", help=f"Column/key of the
 
 
 def ingest(
-    paths: list[Path] = typer.Argument(..., help="FAQ files (CSV, JSON, JSONL) and documents (Markdown, HTML, "
-                                                 "text), or directories of them."),
+    paths: list[str] = typer.Argument(None, help="FAQ files (CSV, JSON, JSONL), documents (Markdown, HTML, text, "
+                                                "PDF, Word .docx) or directories of them; or a site's start URL "
+                                                "(https://help.example.com/) to crawl."),
+    sitemap: list[str] = typer.Option(None, "--sitemap", help="A sitemap URL whose pages to read (repeatable)."),
     sync: bool = typer.Option(False, "--sync", help="Remove entries that disappeared from these files."),
     skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Write the valid records of bad files."),
+    max_pages: int = typer.Option(500, "--max-pages", min=1, help="Crawl: most pages fetched per site."),
+    max_depth: int = typer.Option(5, "--max-depth", min=0, help="Crawl: most links followed from the start URL."),
+    delay: float = typer.Option(0.5, "--delay", min=0.0, help="Crawl: seconds between two requests to a host."),
+    allow_host: list[str] = typer.Option(None, "--allow-host", help="Crawl: another host the crawl may visit."),
+    include: list[str] = typer.Option(None, "--include", help="Crawl: only URL paths starting with (or matching) "
+                                                              "this."),
+    exclude: list[str] = typer.Option(None, "--exclude", help="Crawl: URL paths starting with (or matching) this are "
+                                                              "not visited."),
     id_col: Optional[str] = _COLUMNS["id"],
     question_col: Optional[str] = _COLUMNS["question"],
     answer_col: Optional[str] = _COLUMNS["answer"],
     category_col: Optional[str] = _COLUMNS["category"],
     tags_col: Optional[str] = _COLUMNS["tags"],
     url_col: Optional[str] = _COLUMNS["url"],
-    as_json: bool = typer.Option(False, "--json", help="Print the IngestReport as JSON."),
+    as_json: bool = typer.Option(False, "--json", help="Print the IngestReport (and a crawl's SyncReport) as JSON."),
 ) -> None:
-    """Ingest files into the knowledge base (incremental: unchanged records are not re-embedded)."""
+    """Ingest files, or crawl a site, into the knowledge base (incremental: unchanged records are not re-embedded;
+    a crawled site remembers what it read, so ingesting it again is a sync)."""
     quiet_libraries()
     from knowledge import ColumnMapping, KnowledgeBase
 
-    mapping = _mapping(ColumnMapping(), id_col, question_col, answer_col, category_col, tags_col, url_col)
+    paths, sitemap = list(paths or []), list(sitemap or [])
+    urls = [p for p in paths if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", p)]
+    files = [Path(p) for p in paths if p not in urls]
+    if not files and not urls and not sitemap:
+        raise typer.BadParameter("give files, directories, a start URL or --sitemap URL", param_hint="PATHS")
     kb = KnowledgeBase(settings=cli_settings())
-    report = _ingest_with_progress(kb, paths, mapping, sync, skip_invalid, quiet=as_json)
+    rc = 0
+    reports: dict[str, Any] = {}
+    if urls or sitemap:
+        sources = _sources(urls, sitemap, max_pages=max_pages, max_depth=max_depth, delay_seconds=delay,
+                           allow_hosts=list(allow_host or []), include=list(include or []),
+                           exclude=list(exclude or []))
+        sync_report = _run_sync(kb, sources, quiet=as_json)
+        reports["sync"] = sync_report.model_dump(mode="json")
+        rc = 0 if sync_report.ok else 1
+    if files:
+        mapping = _mapping(ColumnMapping(), id_col, question_col, answer_col, category_col, tags_col, url_col)
+        report = _ingest_with_progress(kb, files, mapping, sync, skip_invalid, quiet=as_json)
+        reports["ingest"] = report.model_dump(mode="json")
+        if not as_json:
+            _print_findings(report)
+            out.print(f"{kb.location}: {report.summary()} ({report.records_embedded} records embedded, "
+                      f"{report.seconds:.1f} s)", markup=False, highlight=False)
+        if report.invalid and not skip_invalid:
+            if as_json:
+                out.print_json(data=reports["ingest"] if len(reports) == 1 else reports)
+            err.print("files with problems were not written; fix them or use --skip-invalid", markup=False)
+            raise typer.Exit(2)
     if as_json:
-        out.print_json(report.model_dump_json())
+        out.print_json(data=reports["ingest"] if list(reports) == ["ingest"] else reports)
+    if rc:
+        raise typer.Exit(rc)
+
+
+def _sources(urls: list[str], sitemaps: list[str], **options: Any) -> list[Any]:
+    """Sources for URLs given on the command line (a bad URL is a usage error naming it)."""
+    from pydantic import ValidationError
+
+    from knowledge.settings import SourceSettings
+
+    sources = []
+    for key, values in (("url", urls), ("sitemap", sitemaps)):
+        for value in values:
+            try:
+                sources.append(SourceSettings(**{key: value}, **options))
+            except ValidationError as e:
+                raise typer.BadParameter(e.errors()[0]["msg"].removeprefix("Value error, "),
+                                         param_hint="--sitemap" if key == "sitemap" else "PATHS") from None
+    return sources
+
+
+def _run_sync(kb: Any, sources: list[Any], quiet: bool) -> Any:
+    """Sync ``sources`` with a live line per page on a terminal; print each source's failures and summary."""
+    from rich.status import Status
+
+    if quiet or not err.is_terminal:
+        report = kb.sync(sources)
     else:
-        _print_findings(report)
-        out.print(f"{kb.location}: {report.summary()} ({report.records_embedded} records embedded, "
-                  f"{report.seconds:.1f} s)", markup=False, highlight=False)
-    if report.invalid and not skip_invalid:
-        err.print("files with problems were not written; fix them or use --skip-invalid", markup=False)
-        raise typer.Exit(2)
+        with Status("syncing", console=err, spinner="dots") as status:
+            report = kb.sync(sources, progress=lambda source, what: status.update(printable(f"{source}: {what}")))
+    if not quiet:
+        for s in report.sources:
+            for w in s.warnings:
+                err.print(f"warning: {printable(w)}", markup=False, highlight=False)
+            for f in s.failed:
+                err.print(f"failed: {printable(f.url)}: {printable(f.reason)}", markup=False, highlight=False)
+            for f in s.skipped:
+                err.print(f"skipped: {printable(f.url)}: {printable(f.reason)}", markup=False, highlight=False)
+            out.print(printable(f"{kb.location}: {s.summary()} ({s.records_embedded} records embedded)"),
+                      markup=False, highlight=False)
+    return report
+
+
+def sync(
+    source: list[str] = typer.Option(None, "--source", "-s", help="Sync only the source of this name (repeatable)."),
+    every: Optional[str] = typer.Option(None, "--every", help="Run again at this interval (e.g. 30m, 6h, 1d) until "
+                                                              "interrupted; a run that fails is retried at the next."),
+    as_json: bool = typer.Option(False, "--json", help="Print the SyncReport as JSON."),
+) -> None:
+    """Bring the knowledge base in line with its sources ([[knowledge.sources]] in supportbot.toml): new and changed
+    pages and files written, vanished ones removed, unchanged ones cost nothing. Exit code 1 if a page failed."""
+    quiet_libraries()
+    import time
+
+    from knowledge import KnowledgeBase
+
+    settings = cli_settings()
+    sources = settings.knowledge.sources
+    if source:
+        unknown = [n for n in source if n not in {s.label for s in sources}]
+        if unknown:
+            names = ", ".join(s.label for s in sources) or "none are declared"
+            raise typer.BadParameter(f"no source named {unknown[0]!r} (sources: {names})", param_hint="--source")
+        sources = [s for s in sources if s.label in source]
+    interval = _interval(every) if every else None
+    kb = KnowledgeBase(settings=settings)
+    while True:
+        report = _run_sync(kb, sources, quiet=as_json)
+        if as_json:
+            out.print_json(report.model_dump_json())
+        if interval is None:
+            if not report.ok:
+                raise typer.Exit(1)
+            return
+        err.print(f"next sync in {every} (Ctrl-C stops)", markup=False)
+        time.sleep(interval)
+
+
+def _interval(text: str) -> float:
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd])\s*", text.lower())
+    if not m or float(m.group(1)) <= 0:
+        raise typer.BadParameter(f"{text!r} is not an interval such as 90s, 30m, 6h or 1d", param_hint="--every")
+    return float(m.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
 
 
 def _mapping(mapping: Any, *columns: Optional[str]) -> Any:

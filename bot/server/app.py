@@ -10,6 +10,7 @@
     POST /v1/kb/ingest                          upload a FAQ / document file (admin key)
     GET  /v1/kb/search?q=...&k=5                what the bot would retrieve
     DELETE /v1/kb/entries/{id}                  remove an entry (admin key)
+    POST /v1/kb/sync   GET /v1/kb/sync          start a sync of [[knowledge.sources]], its status (admin key)
     GET  /healthz   /readyz   /metrics          liveness, models loaded, Prometheus
 
 Every /v1 route needs ``Authorization: Bearer <key>``; knowledge writes need an admin key. Errors are JSON:

@@ -105,6 +105,25 @@ class RemoveResult(BaseModel):
     removed: int
 
 
+class SyncRequest(BaseModel):
+    sources: list[str] | None = Field(None, description="Names of the [[knowledge.sources]] to sync (default: all).")
+
+
+class SyncStatus(BaseModel):
+    """The last sync of the knowledge base (any process): ``running``, ``finished``, ``failed``, ``interrupted``
+    (its process died), or ``never``; ``report`` is the SyncReport of a finished run (per source: added, updated,
+    unchanged, removed, failed with the reason per page)."""
+
+    status: Literal["never", "running", "finished", "failed", "interrupted"]
+    running: bool
+    id: int | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    sources: list[str] = Field(default_factory=list)
+    report: dict[str, Any] | None = None
+    error: str | None = None
+
+
 class Health(BaseModel):
     status: Literal["ok", "loading"]
 

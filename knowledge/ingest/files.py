@@ -76,6 +76,18 @@ def load_file(path: Path, mapping: ColumnMapping | None = None, root: Path | Non
         loaded.problem("file", f"unsupported file type '{path.suffix.lower()}' (supported: "
                                f"{', '.join(supported_suffixes())})")
         return loaded
+    if fmt.binary:
+        try:
+            data = path.read_bytes()
+        except OSError as e:
+            loaded.problem("file", f"cannot read: {e.strerror}")
+            return loaded
+        if not data:
+            loaded.problem("file", "file is empty")
+            return loaded
+        fmt.load(LoadRequest(path=path, text="", data=data, mapping=mapping or ColumnMapping(), root=root,
+                             chunk_size=chunk_size, chunk_overlap=chunk_overlap), loaded)
+        return loaded
     try:
         text, warning = read_text(path)
     except OSError as e:

@@ -30,7 +30,7 @@ def plan_ingest(loaded: list[LoadedFile], skip_invalid: bool) -> IngestPlan:
     plan = IngestPlan()
     seen: dict[str, str] = {}  # id -> the file that defined it first
     for lf in loaded:
-        source = str(lf.path)
+        source = lf.source
         plan.warnings.extend(lf.warnings)
         ids = [e.id for e in lf.entries] + [d.id for d in lf.documents]
         clashes = {i for i in ids if i in seen and seen[i] != source}

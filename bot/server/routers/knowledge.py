@@ -3,8 +3,11 @@ key)."""
 
 from __future__ import annotations
 
+import logging
 import re
 import tempfile
+import threading
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -13,7 +16,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from bot.server.deps import Admin, CurrentBot, EntryId, User
-from bot.server.schemas import ERRORS, ErrorBody, RemoveResult, SearchResult
+from bot.server.schemas import ERRORS, ErrorBody, RemoveResult, SearchResult, SyncRequest, SyncStatus
 from knowledge.ingest.formats import supported_suffixes
 from knowledge.schema import IngestReport
 
@@ -69,3 +72,60 @@ def remove(entry_id: EntryId, _: Admin, bot: CurrentBot) -> RemoveResult:
     if not removed:
         raise HTTPException(404, f"no entry {entry_id!r}")
     return RemoveResult(entry_id=entry_id, removed=removed)
+
+
+_sync_guard = threading.Lock()  # one sync started per process at a time (the file lock covers other processes)
+log = logging.getLogger("supportbot.server")
+
+
+def _syncer(bot: object) -> object:
+    from knowledge.sources.sync import Syncer
+
+    return Syncer(bot.knowledge)  # type: ignore[attr-defined]
+
+
+@router.post("/v1/kb/sync", status_code=202,
+             responses={403: {"model": ErrorBody}, 404: {"model": ErrorBody, "description": "An unknown source"},
+                        409: {"model": ErrorBody, "description": "A sync is already running, or no sources are "
+                                                                 "declared"}})
+def start_sync(_: Admin, bot: CurrentBot, request: SyncRequest | None = None) -> SyncStatus:
+    """Start a sync of the declared sources ([[knowledge.sources]]) in the background; ``GET /v1/kb/sync`` reports
+    its progress and, when it has finished, its report."""
+    from knowledge.sources.sync import SyncBusy
+
+    declared = list(bot.knowledge.settings.knowledge.sources)
+    names = [s.label for s in declared]
+    wanted = (request.sources if request is not None else None) or names
+    unknown = [n for n in wanted if n not in names]
+    if unknown:
+        raise HTTPException(404, f"no source named {unknown[0]!r} (sources: {', '.join(names) or 'none'})")
+    if not declared:
+        raise HTTPException(409, "no sources are declared: add [[knowledge.sources]] to the configuration")
+    syncer = _syncer(bot)
+    with _sync_guard:
+        if syncer.running():  # type: ignore[attr-defined]
+            raise HTTPException(409, "a sync is already running; GET /v1/kb/sync reports it")
+        started = threading.Event()
+
+        def work() -> None:
+            try:
+                syncer.run([s for s in declared if s.label in wanted],  # type: ignore[attr-defined]
+                           progress=lambda *_: started.set())
+            except SyncBusy:
+                pass
+            except Exception:  # noqa: BLE001 - a background job: logged, and the run's row says it failed
+                log.exception("sync failed")
+            finally:
+                started.set()
+
+        threading.Thread(target=work, name="supportbot-sync", daemon=True).start()
+        deadline = time.monotonic() + 5.0  # until the run holds its lock, so that a second POST gets 409
+        while not syncer.running() and not started.is_set() and time.monotonic() < deadline:  # type: ignore
+            time.sleep(0.01)
+    return SyncStatus(**syncer.status())  # type: ignore[attr-defined]
+
+
+@router.get("/v1/kb/sync", responses={403: {"model": ErrorBody}})
+def sync_status(_: Admin, bot: CurrentBot) -> SyncStatus:
+    """The last sync (started here, by ``supportbot sync`` or another worker): its status and report."""
+    return SyncStatus(**_syncer(bot).status())  # type: ignore[attr-defined]

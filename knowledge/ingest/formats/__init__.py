@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from knowledge.ingest.formats import csv_faq, html, json_faq, jsonl_faq, markdown, text
+from knowledge.ingest.formats import csv_faq, docx, html, json_faq, jsonl_faq, markdown, pdf, text
 from knowledge.ingest.formats.base import FileFormat, LoadedFile, LoadRequest
 
-__all__ = ["FORMATS", "FileFormat", "LoadRequest", "LoadedFile", "format_for", "supported_suffixes"]
+__all__ = ["FORMATS", "FileFormat", "LoadRequest", "LoadedFile", "format_for", "format_for_media_type",
+           "supported_suffixes"]
 
-BUILTIN = (csv_faq, json_faq, jsonl_faq, markdown, html, text)
+BUILTIN = (csv_faq, json_faq, jsonl_faq, markdown, html, text, pdf, docx)
 
 FORMATS: dict[str, FileFormat] = {s: m.FORMAT for m in BUILTIN for s in m.FORMAT.suffixes}
 
@@ -28,3 +29,9 @@ def format_for(path: Path) -> FileFormat | None:
 def supported_suffixes(kind: str | None = None) -> list[str]:
     """Every supported suffix (of one kind: ``faq`` or ``document``), sorted."""
     return sorted(s for s, f in FORMATS.items() if kind is None or f.kind == kind)
+
+
+def format_for_media_type(media_type: str) -> FileFormat | None:
+    """The binary format a fetched file of this Content-Type is read as (PDF, DOCX), or None."""
+    media_type = media_type.split(";")[0].strip().lower()
+    return next((f for f in FORMATS.values() if media_type in f.media_types), None)

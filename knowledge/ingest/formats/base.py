@@ -15,13 +15,19 @@ class LoadedFile:
     """One file, loaded whole: its entries or documents, and every problem found (nothing raised)."""
 
     path: Path
+    url: str | None = None  # a fetched page or file: named, cited and synced by its URL
     entries: list[FAQEntry] = dataclasses.field(default_factory=list)
     documents: list[Document] = dataclasses.field(default_factory=list)
     invalid: list[InvalidRecord] = dataclasses.field(default_factory=list)
     warnings: list[str] = dataclasses.field(default_factory=list)
 
+    @property
+    def source(self) -> str:
+        """What the entries and documents of this file are recorded as coming from: its URL or its path."""
+        return self.url or str(self.path)
+
     def problem(self, location: str, message: str, field: str | None = None) -> None:
-        self.invalid.append(InvalidRecord(file=str(self.path), location=location, field=field, message=message))
+        self.invalid.append(InvalidRecord(file=self.source, location=location, field=field, message=message))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,11 +35,13 @@ class LoadRequest:
     """A decoded file and the options that loaders use (each takes what applies to it)."""
 
     path: Path
-    text: str
+    text: str  # the decoded file ("" for a binary format)
     mapping: ColumnMapping = dataclasses.field(default_factory=ColumnMapping)
     root: Path | None = None  # the directory being ingested: documents' ids are their path relative to it
     chunk_size: int = 800
     chunk_overlap: int = 100
+    data: bytes = b""  # the file's bytes, for a binary format (PDF, DOCX)
+    url: str | None = None  # where the file was fetched from (a crawl): passages cite it, documents are named by it
 
 
 Loader = Callable[[LoadRequest, LoadedFile], None]
@@ -47,3 +55,5 @@ class FileFormat:
     suffixes: tuple[str, ...]
     kind: Literal["faq", "document"]
     load: Loader
+    binary: bool = False  # the loader reads ``request.data`` (not decoded text)
+    media_types: tuple[str, ...] = ()  # Content-Types a crawled page is read as this format by

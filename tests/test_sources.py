@@ -1,0 +1,320 @@
+"""Knowledge from where companies keep it: PDF and Word files, a help-centre site crawled from a real HTTP server on
+127.0.0.1 (bench/helpsite.py: nested pages with navigation, a sitemap, robots.txt with a disallowed path, an FAQPage,
+a redirect, a 404, a page that times out, a PDF and a DOCX generated with real libraries), and syncs: the second
+sync updates exactly the changed page, a failed page keeps what the store has, a killed sync leaves the store
+consistent. Real components throughout: the bundled embedder, a real Chroma on a temp dir."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from bench.helpsite import HTML, HelpSite, article, docx_bytes, pdf_bytes
+from knowledge import KnowledgeBase
+from knowledge.settings import SourceSettings
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _source(site: HelpSite, **options) -> SourceSettings:
+    return SourceSettings(url=site.url + "/", delay_seconds=0, timeout_seconds=1, **options)
+
+
+def _entries(kb: KnowledgeBase) -> dict[str, list]:
+    out: dict[str, list] = {}
+    for r in kb.store().iter_all():
+        out.setdefault(r.entry_id, []).append(r)
+    return out
+
+
+# --- files -------------------------------------------------------------------------------------------------------
+
+def test_pdf_pages_and_word_headings_and_tables_become_cited_passages(tmp_path: Path) -> None:
+    from fpdf import FPDF
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "manual.pdf").write_bytes(pdf_bytes())
+    (docs / "handbook.docx").write_bytes(docx_bytes())
+    scan = FPDF()
+    scan.add_page()
+    scan.rect(10, 10, 80, 80)  # a page with no text layer, as a scan has
+    (docs / "scan.pdf").write_bytes(bytes(scan.output()))
+    (docs / "old.docx").write_bytes(b"\xd0\xcf\x11\xe0 a .doc renamed")
+
+    kb = KnowledgeBase(path=tmp_path / "kb")
+    report = kb.ingest(docs, skip_invalid=True)
+    problems = {Path(p.file).name: p.message for p in report.invalid}
+    assert "scanned PDF" in problems["scan.pdf"] and "OCR" in problems["scan.pdf"]
+    assert "not a readable Word (.docx) file" in problems["old.docx"]
+    assert report.added == 2
+
+    loaded = {d.id: d for f in kb.load([docs]) for d in f.documents}
+    manual, handbook = loaded["doc-manual"], loaded["doc-handbook"]
+    assert [(p.title, p.anchor) for p in manual.passages] == [
+        ("Acme product manual > Page 1", "page=1"), ("Acme product manual > Page 2", "page=2")]
+    assert "Hold the power button for 12 seconds" in manual.passages[1].text
+    titles = [p.title for p in handbook.passages]
+    assert titles == ["Acme shipping handbook > International delivery",
+                      "Acme shipping handbook > International delivery > Customs"]
+    assert "Country: Japan; Fee: €29.00." in handbook.passages[0].text  # a table row alone answers a question
+
+    hit = kb.search("how do I reset the speaker to factory settings", k=1)[0]
+    assert hit.entry_id == "doc-manual" and hit.title.endswith("Page 2")
+    assert kb.search("what does delivery to japan cost", k=1)[0].entry_id == "doc-handbook"
+
+
+def test_the_cli_reads_pdf_and_docx_and_reports_a_scan_on_one_line(tmp_path: Path) -> None:
+    from fpdf import FPDF
+
+    scan = FPDF()
+    scan.add_page()
+    (tmp_path / "scan.pdf").write_bytes(bytes(scan.output()))
+    (tmp_path / "handbook.docx").write_bytes(docx_bytes())
+    env = {**os.environ, "SUPPORTBOT_KNOWLEDGE__PATH": str(tmp_path / "kb")}
+    run = subprocess.run([sys.executable, "-m", "bot", "ingest", str(tmp_path / "scan.pdf"),
+                          str(tmp_path / "handbook.docx")], capture_output=True, text=True, env=env, timeout=300)
+    assert run.returncode == 2, run.stderr
+    assert "Traceback" not in run.stderr
+    line = next(l for l in run.stderr.splitlines() if "scan.pdf" in l)
+    assert line.startswith("invalid: ") and "no text on its only page" in line
+
+
+# --- a site ------------------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def crawled(tmp_path_factory: pytest.TempPathFactory):
+    """The help site, crawled once into a fresh knowledge base (module-scoped: each test below reads it; tests that
+    change the site use their own)."""
+    path = tmp_path_factory.mktemp("crawl-kb")
+    with HelpSite(articles=12, slow_seconds=2.5) as site:
+        kb = KnowledgeBase(path=path)
+        report = kb.sync([_source(site)])
+        yield site, kb, report.sources[0]
+
+
+def test_a_crawl_reads_pages_faq_markup_pdf_and_docx_and_cites_sections(crawled) -> None:
+    site, kb, rep = crawled
+    entries = _entries(kb)
+    docs = {r.metadata["source"] for recs in entries.values() for r in recs if r.metadata["kind"] == "document"}
+    articles = {p for p in site.pages if p.count("/") == 3 and p.startswith("/help/") and "guide" in p}
+    assert {site.url + p for p in articles} <= docs
+    assert {site.url + "/files/manual.pdf", site.url + "/files/handbook.docx"} <= docs
+
+    faq = [recs[0].metadata for recs in entries.values() if recs[0].metadata["kind"] == "faq"]
+    assert sorted(m["title"] for m in faq) == ["Can I pay with PayPal?", "How long does delivery take?"]
+    assert all(m["url"] == site.url + "/help/faq" for m in faq)
+
+    hit = kb.search("can I pay with paypal", k=1)[0]
+    assert hit.kind == "faq" and hit.text.startswith("Yes, we accept PayPal")
+    hit = kb.search("how do I reset the speaker to factory settings", k=1)[0]
+    assert hit.url == site.url + "/files/manual.pdf#page=2"
+    shipping = next(p for p in articles if "shipping-guide-0" in p)
+    passages = [r for r in entries[next(e for e in entries if "shipping-guide-0" in e)]]
+    by_title = {r.metadata["title"]: r for r in passages}
+    section = by_title["Shipping guide 0 > Shipping option 0.1"]
+    assert section.metadata["url"] == f"{site.url}{shipping}#section-1"
+    text = " ".join(r.text for recs in entries.values() for r in recs)
+    assert "Imprint" not in text and "© 2026" not in text and "Gift Cards" not in text  # footer and navigation
+
+
+def test_a_crawl_honours_robots_and_its_limits_and_reports_each_failure(crawled) -> None:
+    site, kb, rep = crawled
+    failed = {f.url: f.reason for f in rep.failed}
+    skipped = {f.url: f.reason for f in rep.skipped}
+    assert failed[site.url + "/help/slow"] == "timed out after 1 s"
+    assert "outside the allowed hosts" in failed[site.url + "/go-elsewhere"]
+    assert skipped[site.url + "/internal/drafts"] == "disallowed by robots.txt"
+    assert "404" in skipped[site.url + "/help/missing"]
+    assert site.hits.get("/internal/drafts", 0) == 0
+    sources = {r.metadata["source"] for recs in _entries(kb).values() for r in recs}
+    assert not any("other.example.org" in s or "/internal/" in s or "/old-returns" in s for s in sources)
+    assert rep.complete and rep.added == len(_entries(kb))
+    # the redirect's target was read once, under its own URL
+    target = site.redirects["/old-returns"]
+    assert site.url + target in sources and site.hits[target] == 1
+
+
+def test_the_second_sync_updates_exactly_the_changed_page(tmp_path: Path) -> None:
+    with HelpSite(articles=8, special=False) as site:
+        kb = KnowledgeBase(path=tmp_path / "kb")
+        first = kb.sync([_source(site)]).sources[0]
+        assert first.added == len(_entries(kb)) and not first.failed
+        changed = "/help/payments/payments-guide-2"
+        _, html = article("payments", 2, version=2)
+        site.set_page(changed, html)
+        removed = "/help/orders/orders-guide-4"
+        site.remove(removed)
+        served = site.not_modified
+        before = {eid: {r.id: r.metadata["hash"] for r in recs} for eid, recs in _entries(kb).items()}
+
+        second = kb.sync([_source(site)]).sources[0]
+        assert (second.added, second.updated, second.removed) == (0, 1, 1)
+        assert second.unchanged == first.added - 2
+        assert second.records_embedded == 3  # the changed page's three sections, nothing else
+        assert site.not_modified - served >= second.unchanged - 1  # unchanged pages answered 304, not re-sent
+        after = {eid: {r.id: r.metadata["hash"] for r in recs} for eid, recs in _entries(kb).items()}
+        differs = {eid for eid in before.keys() | after.keys() if before.get(eid) != after.get(eid)}
+        assert len(differs) == 2 and any("payments-guide-2" in e for e in differs) \
+            and any("orders-guide-4" in e for e in differs)
+        assert not any("orders-guide-4" in e for e in after)
+        page = next(recs for eid, recs in _entries(kb).items() if "payments-guide-2" in eid)
+        assert sum("Version 2 of this section" in r.text for r in page) == 3
+
+        third = kb.sync([_source(site)]).sources[0]  # nothing changed: nothing written
+        assert (third.added, third.updated, third.removed, third.records_embedded) == (0, 0, 0, 0)
+
+
+def test_a_failed_page_or_an_unreadable_robots_txt_removes_nothing(tmp_path: Path) -> None:
+    with HelpSite(articles=6, special=False, slow_seconds=2.5) as site:
+        kb = KnowledgeBase(path=tmp_path / "kb")
+        kb.sync([_source(site)])
+        before = set(_entries(kb))
+        page = "/help/account/account-guide-3"
+        site.slow[page] = 2.5  # now times out
+        rep = kb.sync([_source(site)]).sources[0]
+        assert [f.url for f in rep.failed] == [site.url + page] and rep.removed == 0
+        assert set(_entries(kb)) == before
+        site.slow.pop(page)
+        site.errors[page] = 503
+        rep = kb.sync([_source(site)]).sources[0]
+        assert rep.failed[0].reason == "HTTP 503" and rep.removed == 0 and set(_entries(kb)) == before
+        site.errors.pop(page)
+        site.robots(None, status=500)
+        rep = kb.sync([_source(site)]).sources[0]
+        assert "robots.txt" in rep.failed[0].reason and rep.removed == 0 and not rep.complete
+        assert set(_entries(kb)) == before
+
+
+def test_a_page_limit_keeps_the_pages_it_did_not_reach(tmp_path: Path) -> None:
+    with HelpSite(articles=8, special=False) as site:
+        kb = KnowledgeBase(path=tmp_path / "kb")
+        kb.sync([_source(site)])
+        before = set(_entries(kb))
+        rep = kb.sync([_source(site, max_pages=3)]).sources[0]
+        assert not rep.complete and rep.removed == 0 and set(_entries(kb)) == before
+
+
+def test_a_sitemap_source_reads_the_pages_it_lists(tmp_path: Path) -> None:
+    with HelpSite(articles=6, special=False) as site:
+        listed = ["/help/shipping/shipping-guide-0", "/help/returns/returns-guide-1"]
+        site.sitemap(listed)
+        kb = KnowledgeBase(path=tmp_path / "kb")
+        rep = kb.sync([SourceSettings(sitemap=site.url + "/sitemap.xml", delay_seconds=0)]).sources[0]
+        assert rep.added == 2 and rep.pages == 2
+        assert {r.metadata["source"] for recs in _entries(kb).values() for r in recs} == {site.url + p for p in listed}
+        site.sitemap(listed[:1])  # a page dropped from the sitemap is removed
+        rep = kb.sync([SourceSettings(sitemap=site.url + "/sitemap.xml", delay_seconds=0)]).sources[0]
+        assert (rep.removed, rep.unchanged) == (1, 1)
+        site.remove("/sitemap.xml")  # an unreadable sitemap removes nothing
+        rep = kb.sync([SourceSettings(sitemap=site.url + "/sitemap.xml", delay_seconds=0)]).sources[0]
+        assert "sitemap not read" in rep.failed[0].reason and rep.removed == 0 and len(_entries(kb)) == 1
+
+
+def test_a_path_source_removes_files_that_were_deleted(tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.md").write_text("# Returns\n\nReturns are free within 30 days.\n")
+    (docs / "b.md").write_text("# Gift cards\n\nGift cards never expire.\n")
+    kb = KnowledgeBase(path=tmp_path / "kb")
+    source = SourceSettings(path=docs)
+    assert kb.sync([source]).sources[0].added == 2
+    (docs / "b.md").unlink()
+    rep = kb.sync([source]).sources[0]
+    assert (rep.removed, rep.unchanged) == (1, 1) and set(_entries(kb)) == {"doc-a"}
+
+
+# --- a killed sync -----------------------------------------------------------------------------------------------
+
+_KILLED = textwrap.dedent("""
+    import os, signal, sys
+    from chromadb.api.models.Collection import Collection
+    from knowledge import KnowledgeBase
+    from knowledge.settings import SourceSettings
+    from knowledge.sources.state import SyncState
+    kb_path, url, point = sys.argv[1], sys.argv[2], sys.argv[3]
+    calls = {"upsert": 0, "put": 0}
+    upsert, put = Collection.upsert, SyncState.put
+    def upsert_or_die(self, *a, **k):
+        calls["upsert"] += 1
+        if point == "write" and calls["upsert"] == 2:
+            os.kill(os.getpid(), signal.SIGKILL)  # inside the second batch's write
+        return upsert(self, *a, **k)
+    def put_or_die(self, *a, **k):
+        put(self, *a, **k)
+        calls["put"] += 1
+        if point == "between" and calls["put"] == 1:
+            os.kill(os.getpid(), signal.SIGKILL)  # after the first batch committed, mid-crawl
+    Collection.upsert, SyncState.put = upsert_or_die, put_or_die
+    kb = KnowledgeBase(path=kb_path)
+    kb.settings.knowledge.sync_batch_pages = 3
+    kb.sync([SourceSettings(url=url, delay_seconds=0, timeout_seconds=5)])
+""")
+
+
+@pytest.mark.parametrize("point", ["write", "between"])
+def test_a_killed_sync_leaves_the_store_consistent_and_the_next_one_completes_it(tmp_path: Path, point: str) -> None:
+    with HelpSite(articles=10, special=False) as site:
+        kb_path = tmp_path / "kb"
+        run = subprocess.run([sys.executable, "-c", _KILLED, str(kb_path), site.url + "/", point], cwd=REPO,
+                             capture_output=True, text=True, timeout=300)
+        assert run.returncode == -signal.SIGKILL, run.stderr[-2000:]
+        kb = KnowledgeBase(path=kb_path)
+        entries = _entries(kb)  # opening the store undid the write that died
+        assert not (kb_path / "journal-supportbot.npz").exists()
+        assert entries, "the first batch committed before the kill"
+        for eid, recs in entries.items():  # no page half-written: passages numbered 0..n-1, one source
+            numbers = sorted(int(r.id.rsplit("#", 1)[1]) for r in recs)
+            assert numbers == list(range(len(recs))) and len({r.metadata["source"] for r in recs}) == 1
+        state = sqlite_pages(kb_path)
+        assert {e for row in state for e in row} <= set(entries)  # the state never runs ahead of the store
+
+        rep = kb.sync([SourceSettings(url=site.url + "/", delay_seconds=0)]).sources[0]
+        assert not rep.failed and rep.complete
+        fresh = KnowledgeBase(path=tmp_path / "fresh")
+        clean = fresh.sync([SourceSettings(url=site.url + "/", delay_seconds=0)]).sources[0]
+        assert set(_entries(kb)) == set(_entries(fresh)) and clean.added == len(_entries(kb))
+        again = kb.sync([SourceSettings(url=site.url + "/", delay_seconds=0)]).sources[0]
+        assert (again.added, again.updated, again.removed) == (0, 0, 0)
+
+
+def sqlite_pages(kb_path: Path) -> list[list[str]]:
+    import sqlite3
+
+    db = sqlite3.connect(kb_path / "sources.sqlite3")
+    try:
+        return [json.loads(r[0]) for r in db.execute("SELECT entries FROM pages")]
+    finally:
+        db.close()
+
+
+# --- the command line ---------------------------------------------------------------------------------------------
+
+def test_supportbot_sync_runs_the_configured_sources_and_says_what_failed(tmp_path: Path) -> None:
+    with HelpSite(articles=4, special=False) as site:
+        site.errors["/help/shipping/shipping-guide-0"] = 500
+        config = tmp_path / "supportbot.toml"
+        config.write_text(textwrap.dedent(f"""
+            [knowledge]
+            path = "{tmp_path / 'kb'}"
+            [[knowledge.sources]]
+            name = "help"
+            url = "{site.url}/"
+            delay_seconds = 0
+        """))
+        run = subprocess.run([sys.executable, "-m", "bot", "--config", str(config), "sync"], capture_output=True,
+                             text=True, timeout=300)
+        assert run.returncode == 1, run.stderr
+        assert f"failed: {site.url}/help/shipping/shipping-guide-0: HTTP 500" in run.stderr
+        assert "help: 3 added" in run.stdout and "Traceback" not in run.stderr
+        bad = subprocess.run([sys.executable, "-m", "bot", "--config", str(config), "sync", "--source", "nope"],
+                             capture_output=True, text=True, timeout=120)
+        assert bad.returncode == 2 and "no source named 'nope' (sources: help)" in bad.stderr
