@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import re
 import unicodedata
@@ -44,6 +45,7 @@ class FAQEntry(BaseModel):
     tags: list[str] = Field(default_factory=list)
     url: str | None = None
     language: str | None = None
+    review_by: datetime.date | None = None  # `supportbot kb stats --stale` lists the entry after this date
     metadata: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="before")

@@ -158,8 +158,11 @@ class KnowledgeSettings(Section):
     stale_after_days: int = Field(180, ge=1, description="`supportbot kb stats --stale` lists entries and pages "
                                   "not changed for longer than this (and entries past their review_by date).")
     conflict_similarity: float = Field(0.88, ge=0.5, le=1.0, description="`supportbot kb conflicts`: FAQ questions "
-                                       "at least this similar (cosine) are compared for disagreeing answers, and "
-                                       "a passage this similar to an FAQ answer for a disagreeing number.")
+                                       "at least this similar (cosine) are compared for disagreeing answers.")
+    conflict_sentence_similarity: float = Field(0.75, ge=0.0, le=1.0, description="`supportbot kb conflicts`: a "
+                                                "page sentence and an FAQ answer sentence with different numbers "
+                                                "are reported only when at least this alike (cosine, untuned "
+                                                "MiniLM): below it they are about different things.")
     index_check_seconds: float = Field(1.0, ge=0.0, description="How often a search checks whether another "
                                        "process changed the store (then the BM25 index is reloaded or rebuilt), and whether a write died "
                                        "half-way (then it is undone from its journal).")

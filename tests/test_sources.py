@@ -318,3 +318,95 @@ def test_supportbot_sync_runs_the_configured_sources_and_says_what_failed(tmp_pa
         bad = subprocess.run([sys.executable, "-m", "bot", "--config", str(config), "sync", "--source", "nope"],
                              capture_output=True, text=True, timeout=120)
         assert bad.returncode == 2 and "no source named 'nope' (sources: help)" in bad.stderr
+
+
+# --- the HTTP API -------------------------------------------------------------------------------------------------
+
+def test_the_admin_api_reads_pdf_and_docx_uploads_and_runs_a_sync(tmp_path: Path, demo_kb_path: Path) -> None:
+    import httpx
+
+    from bot import Bot
+    from bot.server.app import create_app
+    from tests.test_server import ADMIN_H, USER, make_settings, running
+    from tests.test_engine import ScriptedGenerator, cite
+
+    with HelpSite(articles=4, special=False) as site:
+        site.slow["/help/returns/returns-guide-1"] = 1.0  # the sync is still running when it is asked again
+        settings = make_settings(tmp_path, demo_kb_path)
+        settings.knowledge.sources = [SourceSettings(name="help", url=site.url + "/", delay_seconds=0)]
+        bot = Bot(settings=settings, generator=ScriptedGenerator(cite(1), chunks=None))
+        with running(create_app(settings, bot=bot)) as url:
+            deadline = time.monotonic() + 120
+            while httpx.get(f"{url}/readyz").status_code != 200 and time.monotonic() < deadline:
+                time.sleep(0.2)
+            r = httpx.post(f"{url}/v1/kb/ingest", files={"file": ("manual.pdf", pdf_bytes(), "application/pdf")},
+                           headers=ADMIN_H, timeout=60)
+            assert r.status_code == 200 and r.json()["added"] == 1, r.text
+            r = httpx.post(f"{url}/v1/kb/ingest", headers=ADMIN_H, timeout=60, files={"file": (
+                "handbook.docx", docx_bytes(), "application/octet-stream")})
+            assert r.status_code == 200 and r.json()["added"] == 1, r.text
+            r = httpx.post(f"{url}/v1/kb/ingest", files={"file": ("broken.pdf", b"%PDF-1.4 cut", "application/pdf")},
+                           headers=ADMIN_H, timeout=60)
+            assert r.status_code == 422 and "not a readable PDF" in r.json()["invalid"][0]["message"]
+            assert "/tmp" not in r.text
+            hits = httpx.get(f"{url}/v1/kb/search", params={"q": "reset the speaker to factory settings", "k": 1},
+                             headers=USER).json()["hits"]
+            assert hits[0]["title"] == "Acme product manual > Page 2"
+
+            assert httpx.get(f"{url}/v1/kb/sync", headers=ADMIN_H).json()["status"] == "never"
+            assert httpx.post(f"{url}/v1/kb/sync", headers=USER).status_code == 403
+            r = httpx.post(f"{url}/v1/kb/sync", json={"sources": ["nope"]}, headers=ADMIN_H)
+            assert r.status_code == 404 and "no source named 'nope'" in r.json()["error"]["message"]
+            r = httpx.post(f"{url}/v1/kb/sync", headers=ADMIN_H, timeout=30)
+            assert r.status_code == 202 and r.json()["status"] == "running" and r.json()["sources"] == ["help"]
+            again = httpx.post(f"{url}/v1/kb/sync", headers=ADMIN_H, timeout=30)
+            assert again.status_code == 409 and "already running" in again.json()["error"]["message"]
+            deadline = time.monotonic() + 120
+            while (status := httpx.get(f"{url}/v1/kb/sync", headers=ADMIN_H).json())["running"] and \
+                    time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert status["status"] == "finished"
+            (report,) = status["report"]["sources"]
+            assert report["source"] == "help" and report["added"] == 4 and report["failed"] == []
+            hits = httpx.get(f"{url}/v1/kb/search", params={"q": "returns option 1.1", "k": 3},
+                             headers=USER).json()["hits"]
+            assert any(h["url"] and h["url"].startswith(site.url + "/help/returns/") for h in hits)
+
+
+# --- kept honest ----------------------------------------------------------------------------------------------------
+
+def test_stale_entries_and_conflicting_answers_are_listed_for_review(tmp_path: Path, demo_kb_path: Path) -> None:
+    import shutil
+
+    from knowledge.quality.review import conflicts, stale
+
+    shutil.copytree(demo_kb_path, tmp_path / "kb")
+    kb = KnowledgeBase(path=tmp_path / "kb")
+    assert conflicts(kb) == []  # the demo knowledge base agrees with itself
+    extra = tmp_path / "extra.jsonl"
+    extra.write_text("\n".join(json.dumps(e) for e in [
+        {"id": "repairs-old", "question": "How long does a repair under warranty take?",
+         "answer": "Warranty repairs take 30 business days from the day the item arrives.", "review_by": "2020-01-31"},
+        {"id": "shipping-price-2024", "question": "How much does shipping cost?",
+         "answer": "Standard shipping costs €5.95 within Germany."}]) + "\n")
+    assert not kb.ingest(extra).invalid
+    found = {(c.kind, tuple(c.entry_ids)): c for c in conflicts(kb)}
+    pair = next(c for (kind, ids), c in found.items() if kind == "faq-faq" and "shipping-price-2024" in ids)
+    assert "shipping-costs" in pair.entry_ids and set(pair.detail.split(" vs ")) == {"4.95 EUR", "5.95 EUR"}
+    page = next(c for (kind, ids), c in found.items() if kind == "page-faq" and ids[0] == "repairs-old")
+    assert page.entry_ids[1] == "doc-articles-warranty-and-repairs" and page.detail.startswith("30 days vs 1")
+    assert "10-15 business days" in page.texts[1]
+
+    items, undated = stale(kb)
+    assert [s.entry_id for s in items] == ["repairs-old"] and "2020-01-31" in items[0].reason
+    items, _ = stale(kb, now=time.time() + 200 * 86400)  # half a year on, nothing was edited
+    assert len(items) == len(_entries(kb)) and undated == 0
+    assert all("not changed for" in s.reason for s in items if s.entry_id != "repairs-old")
+
+    env = {**os.environ, "SUPPORTBOT_KNOWLEDGE__PATH": str(tmp_path / "kb")}
+    run = subprocess.run([sys.executable, "-m", "bot", "kb", "conflicts"], capture_output=True, text=True, env=env,
+                         timeout=300)
+    assert run.returncode == 1 and "shipping-price-2024" in run.stdout and "repairs-old" in run.stdout
+    run = subprocess.run([sys.executable, "-m", "bot", "kb", "stats", "--stale"], capture_output=True, text=True,
+                         env=env, timeout=300)
+    assert run.returncode == 1 and "repairs-old" in run.stdout and "review_by 2020-01-31 has passed" in run.stdout

@@ -253,16 +253,59 @@ def kb_search(query: str, k: int = typer.Option(5, "--k", "-k"),
 
 
 @kb_app.command("stats")
-def kb_stats(as_json: bool = typer.Option(False, "--json")) -> None:
-    """Entries and records in the knowledge base."""
+def kb_stats(as_json: bool = typer.Option(False, "--json"),
+             stale: bool = typer.Option(False, "--stale", help="List entries and pages past their review_by date or "
+                                                               "not changed for knowledge.stale_after_days.")) -> None:
+    """Entries and records in the knowledge base (with --stale: what is due for review; exit code 1 if any)."""
     from knowledge import KnowledgeBase
 
-    stats = KnowledgeBase(settings=cli_settings()).stats()
+    kb = KnowledgeBase(settings=cli_settings())
+    if stale:
+        from knowledge.quality.review import stale as find_stale
+
+        found, undated = find_stale(kb)
+        if as_json:
+            out.print_json(data={"stale": [s.model_dump(mode="json") for s in found], "undated": undated})
+        else:
+            for s in found:
+                where = f" ({s.source})" if s.source else ""
+                out.print(printable(f"{s.entry_id}: {s.title}{where}: {s.reason}"), markup=False, highlight=False)
+            days = kb.settings.knowledge.stale_after_days
+            out.print(f"{len(found)} stale entr{'y' if len(found) == 1 else 'ies'} (review_by passed, or not changed "
+                      f"for {days} days)" + (f"; {undated} without a change date (written before dates were kept: "
+                                              "re-ingest to stamp them)" if undated else ""), markup=False)
+        if found:
+            raise typer.Exit(1)
+        return
+    stats = kb.stats()
     if as_json:
         out.print_json(data=stats)
         return
     for key, value in stats.items():
         out.print(printable(f"{key}: {value}"), markup=False, highlight=False)
+
+
+@kb_app.command("conflicts")
+def kb_conflicts(as_json: bool = typer.Option(False, "--json", help="Print the conflicts as JSON.")) -> None:
+    """FAQ entries with near-duplicate questions whose answers disagree (other numbers, yes vs no), and pages that
+    state another number than an FAQ answer: for a person to resolve. Exit code 1 if any are found."""
+    quiet_libraries()
+    from knowledge import KnowledgeBase
+    from knowledge.quality.review import conflicts
+
+    found = conflicts(KnowledgeBase(settings=cli_settings()))
+    if as_json:
+        out.print_json(data=[c.model_dump(mode="json") for c in found])
+    else:
+        for c in found:
+            what = "questions alike, answers differ" if c.kind == "faq-faq" else "a page disagrees with an FAQ answer"
+            out.print(printable(f"{c.entry_ids[0]} / {c.entry_ids[1]}: {what}: {c.detail}"), markup=False,
+                      highlight=False)
+            for title, text in zip(c.titles, c.texts):
+                out.print(printable(f"    {title}: \"{text}\""), markup=False, highlight=False)
+        out.print(f"{len(found)} conflict{'' if len(found) == 1 else 's'}", markup=False)
+    if found:
+        raise typer.Exit(1)
 
 
 @kb_app.command("remove")

@@ -24,6 +24,7 @@ def entry_records(entry: FAQEntry, source: str, index_answer: bool = True) -> li
         "tags": list(entry.tags),
         "url": entry.url,
         "language": entry.language,
+        "review_by": entry.review_by.isoformat() if entry.review_by else None,
         "extra": json.dumps(entry.metadata, ensure_ascii=False, default=str) if entry.metadata else None,
         "source": source,
         "variants": len(entry.questions),

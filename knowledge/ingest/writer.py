@@ -8,6 +8,7 @@ are gone now are removed. Counts are per entry (FAQ entry or document), as the `
 from __future__ import annotations
 
 import dataclasses
+import time
 from typing import Callable, Sequence
 
 import numpy as np
@@ -102,6 +103,9 @@ class RecordWriter:
         return self._embed([r.text for r in plan.to_embed], progress)
 
     def apply(self, store: ChromaStore, plan: WritePlan, vectors: np.ndarray) -> None:
+        now = int(time.time())  # when each written record last changed (`supportbot kb stats --stale`)
+        for r in plan.to_embed + plan.to_update:
+            r.metadata["changed_at"] = now
         if plan.to_embed:
             store.upsert(plan.to_embed, vectors, previous=plan.previous_metadata)
         if plan.to_update:

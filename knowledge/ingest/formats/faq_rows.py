@@ -15,7 +15,7 @@ from knowledge.schema import FAQEntry, InvalidRecord
 if TYPE_CHECKING:  # pragma: no cover
     from knowledge.ingest.formats.base import LoadedFile
 
-_ENTRY_FIELDS = ("id", "question", "questions", "answer", "category", "tags", "url", "language")
+_ENTRY_FIELDS = ("id", "question", "questions", "answer", "category", "tags", "url", "language", "review_by")
 
 
 @dataclasses.dataclass
@@ -30,6 +30,7 @@ class ColumnMapping:
     tags: str | None = "tags"
     url: str | None = "url"
     language: str | None = "language"
+    review_by: str | None = "review_by"
 
     def extract(self, row: dict[str, Any]) -> dict[str, Any]:
         """Map a raw row to FAQEntry fields; unmapped non-empty keys go to ``metadata``."""
