@@ -97,7 +97,8 @@ class HelpSite:
     """``with HelpSite(articles=12) as site:`` serves the site at ``site.url``; ``site.pages`` maps a path to
     (content type, body) and may be changed between requests; ``site.hits`` counts requests per path."""
 
-    def __init__(self, articles: int = 12, special: bool = True, slow_seconds: float = 3.0) -> None:
+    def __init__(self, articles: int = 12, special: bool = True, slow_seconds: float = 3.0, etags: bool = True) -> None:
+        self.etags = etags  # False: a server that sends no validators (every re-sync reads every page)
         self.pages: dict[str, tuple[str, bytes]] = {}
         self.redirects: dict[str, str] = {}
         self.slow: dict[str, float] = {}
@@ -212,7 +213,7 @@ class HelpSite:
                     return
                 content_type, body = page
                 etag = '"' + hashlib.sha1(body).hexdigest()[:16] + '"'
-                if self.headers.get("If-None-Match") == etag:
+                if site.etags and self.headers.get("If-None-Match") == etag:
                     with site.lock:
                         site.not_modified += 1
                     self.send_response(304)
@@ -222,7 +223,8 @@ class HelpSite:
                 self.send_response(200)
                 self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(body)))
-                self.send_header("ETag", etag)
+                if site.etags:
+                    self.send_header("ETag", etag)
                 self.end_headers()
                 self.wfile.write(body)
 
@@ -236,3 +238,12 @@ class HelpSite:
         if self.server is not None:
             self.server.shutdown()
             self.server.server_close()
+
+
+def serve_forever(articles: int, etags: bool = True) -> None:
+    """Serve a site in this process until killed, printing its URL first (bench/crawl.py runs it apart, so that the
+    server does not share the crawler's interpreter)."""
+    with HelpSite(articles=articles, special=False, etags=etags) as site:
+        print(site.url, flush=True)
+        while True:
+            time.sleep(3600)
