@@ -98,7 +98,8 @@ class HelpSite:
     (content type, body) and may be changed between requests; ``site.hits`` counts requests per path."""
 
     def __init__(self, articles: int = 12, special: bool = True, slow_seconds: float = 3.0, etags: bool = True) -> None:
-        self.etags = etags  # False: a server that sends no validators (every re-sync reads every page)
+        self.etags = etags  # False: a server that sends no ETags (with last_modified False too: no validators)
+        self.last_modified = False  # True: send Last-Modified (a date per page version) and answer If-Modified-Since
         self.pages: dict[str, tuple[str, bytes]] = {}
         self.redirects: dict[str, str] = {}
         self.slow: dict[str, float] = {}
@@ -213,11 +214,15 @@ class HelpSite:
                     return
                 content_type, body = page
                 etag = '"' + hashlib.sha1(body).hexdigest()[:16] + '"'
-                if site.etags and self.headers.get("If-None-Match") == etag:
+                stamp = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(
+                    1_700_000_000 + int(hashlib.sha1(body).hexdigest()[:6], 16)))  # a date per version of the page
+                if (site.etags and self.headers.get("If-None-Match") == etag) or \
+                        (site.last_modified and self.headers.get("If-Modified-Since") == stamp):
                     with site.lock:
                         site.not_modified += 1
                     self.send_response(304)
-                    self.send_header("ETag", etag)
+                    if site.etags:
+                        self.send_header("ETag", etag)
                     self.end_headers()
                     return
                 self.send_response(200)
@@ -225,6 +230,8 @@ class HelpSite:
                 self.send_header("Content-Length", str(len(body)))
                 if site.etags:
                     self.send_header("ETag", etag)
+                if site.last_modified:
+                    self.send_header("Last-Modified", stamp)
                 self.end_headers()
                 self.wfile.write(body)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ORDER = ["retrieval", "cpu_peak", "engine", "generation_speed", "sentiment", "escalation", "tui_startup",
-         "finetune_embedder", "finetune_generator", "inference", "faq_latency", "http_load"]
+         "finetune_embedder", "finetune_generator", "inference", "faq_latency", "http_load", "crawl"]
 
 
 def main() -> int:

@@ -82,7 +82,7 @@ def _snapshot(kb_path: Path) -> tuple[dict, dict, object]:
     vectors: dict = {}
     for got, vecs in store.iter_with_vectors():
         for r, v in zip(got, vecs):
-            meta = {k: v2 for k, v2 in r.metadata.items()}
+            meta = {k: v2 for k, v2 in r.metadata.items() if k != "changed_at"}  # a write's time, not its content
             records[r.id] = (r.text, tuple(sorted((k, str(x)) for k, x in meta.items())))
             vectors[r.id] = np.asarray(v)
     return records, vectors, kb

@@ -410,3 +410,38 @@ def test_stale_entries_and_conflicting_answers_are_listed_for_review(tmp_path: P
     run = subprocess.run([sys.executable, "-m", "bot", "kb", "stats", "--stale"], capture_output=True, text=True,
                          env=env, timeout=300)
     assert run.returncode == 1 and "repairs-old" in run.stdout and "review_by 2020-01-31 has passed" in run.stdout
+
+
+def test_faq_markup_in_microdata_or_a_json_ld_graph_becomes_entries() -> None:
+    from knowledge.web.fetch import FetchResult
+    from knowledge.web.load import load_fetched
+
+    micro = ('<html><body><main><h1>FAQ</h1><div itemscope itemtype="https://schema.org/FAQPage">'
+             '<div id="q-gift" itemscope itemprop="mainEntity" itemtype="https://schema.org/Question">'
+             '<h3 itemprop="name">Do gift cards expire?</h3><div itemscope itemprop="acceptedAnswer" '
+             'itemtype="https://schema.org/Answer"><div itemprop="text"><p>No, never.</p></div></div></div>'
+             '</div></main></body></html>')
+    graph = ('<html><head><script type="application/ld+json">{"@context": "https://schema.org", "@graph": ['
+             '{"@type": "WebPage"}, {"@type": ["FAQPage"], "mainEntity": {"@type": "Question", "name": "Is there a '
+             'student discount?", "acceptedAnswer": {"text": "Yes: <b>10%</b> with a valid student card."}}}]}'
+             '</script></head><body><p>Help</p></body></html>')
+    for html, question, answer, url in [
+            (micro, "Do gift cards expire?", "No, never.", "https://help.example.com/faq#q-gift"),
+            (graph, "Is there a student discount?", "Yes: 10% with a valid student card.", "https://help.example.com/faq")]:
+        res = FetchResult(url="https://help.example.com/faq", final_url="https://help.example.com/faq", status=200,
+                          content_type="text/html; charset=utf-8", body=html.encode())
+        loaded, _ = load_fetched(res)
+        (entry,) = loaded.entries
+        assert (entry.questions, entry.answer, entry.url) == ([question], answer, url)
+        assert not loaded.documents
+
+
+def test_a_server_with_last_modified_only_answers_304_to_the_next_sync(tmp_path: Path) -> None:
+    with HelpSite(articles=4, special=False, etags=False) as site:
+        site.last_modified = True
+        kb = KnowledgeBase(path=tmp_path / "kb")
+        first = kb.sync([_source(site)]).sources[0]
+        served = site.not_modified
+        second = kb.sync([_source(site)]).sources[0]
+        assert second.unchanged == first.added and second.records_embedded == 0
+        assert site.not_modified - served == second.pages  # every page answered If-Modified-Since with a 304
