@@ -114,8 +114,13 @@ def _run_sync(kb: Any, sources: list[Any], quiet: bool) -> Any:
                 err.print(f"warning: {printable(w)}", markup=False, highlight=False)
             for f in s.failed:
                 err.print(f"failed: {printable(f.url)}: {printable(f.reason)}", markup=False, highlight=False)
+            hubs = [f for f in s.skipped if f.reason.startswith("a list of links")]
             for f in s.skipped:
-                err.print(f"skipped: {printable(f.url)}: {printable(f.reason)}", markup=False, highlight=False)
+                if f not in hubs:
+                    err.print(f"skipped: {printable(f.url)}: {printable(f.reason)}", markup=False, highlight=False)
+            if hubs:
+                err.print(f"{len(hubs)} link page{'s' if len(hubs) != 1 else ''} (home, categories) followed, not "
+                          "kept", markup=False)
             out.print(printable(f"{kb.location}: {s.summary()} ({s.records_embedded} records embedded)"),
                       markup=False, highlight=False)
     return report

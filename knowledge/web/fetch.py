@@ -121,11 +121,6 @@ class Fetcher:
             return f"robots.txt answered HTTP {res.status}; nothing is fetched from {origin} until it answers"
         return Protego.parse(res.body.decode("utf-8", errors="replace"))
 
-    def sitemaps(self, url: str) -> list[str]:
-        """The sitemaps robots.txt lists for the URL's origin."""
-        robots = self._robots_for(url)
-        return [] if robots is None or isinstance(robots, str) else list(robots.sitemaps)
-
     def _wait_turn(self, url: str) -> None:
         host = host_of(url)
         delay = self.delay
