@@ -445,3 +445,42 @@ def test_a_server_with_last_modified_only_answers_304_to_the_next_sync(tmp_path:
         second = kb.sync([_source(site)]).sources[0]
         assert second.unchanged == first.added and second.records_embedded == 0
         assert site.not_modified - served == second.pages  # every page answered If-Modified-Since with a 304
+
+
+def test_the_fetcher_waits_for_robots_crawl_delay_and_the_patterns_scope_a_crawl() -> None:
+    from knowledge.web.crawl import in_patterns
+    from knowledge.web.fetch import Fetcher
+
+    with HelpSite(articles=2, special=False) as site:
+        site.robots("User-agent: *\nCrawl-delay: 2\nDisallow: /help/returns/\n")
+        clock = [100.0]
+        waits: list[float] = []
+
+        def sleep(seconds: float) -> None:
+            waits.append(seconds)
+            clock[0] += seconds
+
+        fetcher = Fetcher([site.url.removeprefix("http://")], "supportbot-test", delay=0.1, clock=lambda: clock[0],
+                          sleep=sleep)
+        assert fetcher.get(site.url + "/").ok
+        assert fetcher.get(site.url + "/help/shipping/").ok
+        assert waits and min(waits) >= 1.9  # robots.txt's Crawl-delay (2 s), not the source's 0.1 s
+        assert fetcher.allowed(site.url + "/help/returns/returns-guide-1") == (False, "disallowed by robots.txt")
+        assert fetcher.allowed("https://elsewhere.example/")[0] is False
+        fetcher.close()
+
+    assert in_patterns("https://h/en/articles/1", ["/en/"], [])
+    assert not in_patterns("https://h/de/articles/1", ["/en/"], [])
+    assert in_patterns("https://h/en/articles/1", ["/*/articles/*"], ["/en/community"])
+    assert not in_patterns("https://h/en/community/post", [], ["/en/community"])
+
+
+def test_sync_every_takes_an_interval_and_refuses_nonsense() -> None:
+    import typer
+
+    from bot.cli.knowledge import _interval
+
+    assert (_interval("90s"), _interval("30m"), _interval("6h"), _interval("1d")) == (90, 1800, 21600, 86400)
+    for bad in ("6", "0h", "-1h", "6 hours", "h"):
+        with pytest.raises(typer.BadParameter):
+            _interval(bad)
