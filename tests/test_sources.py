@@ -484,3 +484,25 @@ def test_sync_every_takes_an_interval_and_refuses_nonsense() -> None:
     for bad in ("6", "0h", "-1h", "6 hours", "h"):
         with pytest.raises(typer.BadParameter):
             _interval(bad)
+
+
+def test_accordion_questions_keep_their_own_answers() -> None:
+    """An FAQ accordion without schema markup: extractors drop <button> toggles, which glued one question's answer
+    to the one before it (a cited wrong answer). Each answer stays under its own question."""
+    from knowledge.web.page import read_page
+
+    html = ("<html><head><title>FAQ | Acme</title></head><body><nav><a href='/'>Home</a></nav><main>"
+            "<h1>Frequently asked questions</h1>"
+            "<details><summary>Can I change my address after ordering?</summary><p>Only within 60 minutes of "
+            "placing the order, from your account page.</p></details><h2>Gifts</h2>"
+            "<div class='accordion'><button class='toggle'>Do you offer gift wrapping?</button><div><p>Yes, for €3 "
+            "per item at checkout.</p></div></div>"
+            "<div class='accordion'><button class='toggle'>Can I add a gift message?</button><div><p>Yes, up to 200 "
+            "characters, printed on a card.</p></div></div></main></body></html>")
+    sections = {tuple(s[0]): s[1] for s in read_page(html, "https://help.acme.example/faq").sections}
+    assert sections[("Frequently asked questions", "Can I change my address after ordering?")] == (
+        "Only within 60 minutes of placing the order, from your account page.")
+    assert sections[("Frequently asked questions", "Gifts", "Do you offer gift wrapping?")] == (
+        "Yes, for €3 per item at checkout.")
+    assert sections[("Frequently asked questions", "Gifts", "Can I add a gift message?")] == (
+        "Yes, up to 200 characters, printed on a card.")

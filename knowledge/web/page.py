@@ -149,6 +149,36 @@ def _heading_anchors(root: Any) -> dict[str, str]:
     return anchors
 
 
+def _accordions(region: Any) -> bool:
+    """Accordion toggles as headings: a ``<button>`` whose text is a question ("Do you offer gift wrapping?") becomes
+    a heading one level below the heading before it (a sibling of a question converted before it, at most ``<h3>``),
+    any other button plain text. Extractors drop buttons, which would glue an accordion's answer to the question
+    before it. Returns whether anything changed."""
+    changed = False
+    converted: dict[Any, int] = {}
+    for button in region.xpath(".//button"):
+        text = " ".join(button.text_content().split())
+        if not text:
+            continue
+        inside_heading = bool(button.xpath("ancestor::h1|ancestor::h2|ancestor::h3|ancestor::h4|ancestor::h5"))
+        if text.endswith("?") and not inside_heading:
+            before = button.xpath("preceding::*[self::h1 or self::h2 or self::h3 or self::summary][1]")
+            if before and before[0] in converted:
+                level = converted[before[0]]
+            elif before:
+                level = min(3, (2 if before[0].tag == "summary" else int(before[0].tag[1])) + 1)
+            else:
+                level = 2
+            button.tag = f"h{level}"
+            converted[button] = level
+        else:
+            button.tag = "span"
+        for key in list(button.attrib):
+            del button.attrib[key]
+        changed = True
+    return changed
+
+
 def _clean_markdown(text: str) -> str:
     text = _EMPHASIS.sub(lambda m: m.group(2) or m.group(3) or "", text)
     text = re.sub(r"[ \t]+\n", "\n", text)  # markdown's hard line breaks
@@ -192,12 +222,12 @@ def read_page(html: str, url: str) -> Page:
     region = main_region(root)
     share, own_words, count = link_share(region)
     page.hub = count >= 1 and (share >= 0.5 or own_words < 12)
-    if region.tag != "body":  # read the main element only: a sidebar or a menu never leaks into the text
+    anchors = _heading_anchors(root)
+    if _accordions(region) or region.tag != "body":  # read the main element only: no sidebar or menu leaks in
         html = "<html><body>" + lxml.html.tostring(region, encoding="unicode") + "</body></html>"
     extracted = trafilatura.extract(html, url=url, output_format="markdown", include_tables=True,
                                     include_formatting=True, include_links=False, include_images=False,
                                     include_comments=False, favor_recall=True, deduplicate=False)
-    anchors = _heading_anchors(root)
     sections: list[Section] = []
     if extracted and extracted.strip():
         for headings, body in markdown_sections(extracted):
