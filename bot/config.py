@@ -323,11 +323,18 @@ def settings_as_toml(settings: Settings) -> str:
             continue
         lines.append("")
         lines.append(f"[{section}]")
+        tables = {k: v for k, v in values.items() if isinstance(v, list) and v and all(isinstance(x, dict) for x in v)}
         for k, v in values.items():
+            if k in tables:
+                continue
             if v is None:
                 lines.append(f"# {k} = (unset)")
             else:
                 lines.append(f"{k} = {_toml_value(v)}")
+        for k, items in tables.items():  # a list of tables: [[knowledge.sources]], one per item
+            for item in items:
+                lines += ["", f"[[{section}.{k}]]"]
+                lines += [f"# {key} = (unset)" if x is None else f"{key} = {_toml_value(x)}" for key, x in item.items()]
     return "\n".join(lines) + "\n"
 
 
@@ -341,6 +348,6 @@ def _toml_value(v: Any) -> str:
         return repr(v)
     if isinstance(v, list):
         return "[" + ", ".join(_toml_value(x) for x in v) + "]"
-    if isinstance(v, dict):
-        return "{" + ", ".join(f"{json.dumps(str(k))} = {_toml_value(x)}" for k, x in v.items()) + "}"
+    if isinstance(v, dict):  # an unset value has no TOML form: left out (it reads back as unset)
+        return "{" + ", ".join(f"{json.dumps(str(k))} = {_toml_value(x)}" for k, x in v.items() if x is not None) + "}"
     return json.dumps(str(v), ensure_ascii=False)

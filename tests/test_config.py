@@ -110,7 +110,9 @@ def test_printed_settings_load_back_unchanged(tmp_path):
     cfg.write_text('[escalation]\nsensitive_topics = ["fraud", "billing"]\n'
                    '[escalation.topics]\nbilling = ["I was charged twice", "wrong amount \\"billed\\""]\n'
                    '[privacy]\nextra_patterns = { customer_id = \'CUST-\\d{6}\' }\n'
-                   '[knowledge]\ncollection = "round-trip"\n', encoding="utf-8")
+                   '[knowledge]\ncollection = "round-trip"\n'
+                   '[[knowledge.sources]]\nname = "help"\nurl = "https://help.example.com/"\nexclude = ["/community"]\n'
+                   '[[knowledge.sources]]\npath = "faq/"\n', encoding="utf-8")
     settings = load_settings(cfg)
     printed = tmp_path / "printed.toml"
     printed.write_text(settings_as_toml(settings), encoding="utf-8")
