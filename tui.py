@@ -340,18 +340,30 @@ class SupportApp(App[None]):
 
         self.call_from_thread(setattr, bar, "display", True)
         self.call_from_thread(self._status, f"ingesting {' '.join(paths)}…")
+        urls = [p for p in paths if p.lower().startswith(("http://", "https://"))]
+        files = [p for p in paths if p not in urls]
         try:
-            report = self.bot.knowledge.ingest([Path(p).expanduser() for p in paths], progress=progress)
+            if urls:  # a site: crawled, as `supportbot ingest URL` does (docs/sources.md)
+                from knowledge.settings import SourceSettings
+
+                crawled = self.bot.knowledge.sync(
+                    [SourceSettings(url=u) for u in urls],
+                    progress=lambda source, what: self.call_from_thread(self._status, f"crawling {what}"))
+                for source in crawled.sources:
+                    self.call_from_thread(self.mount_note, Note.crawled(source))
+            report = self.bot.knowledge.ingest([Path(p).expanduser() for p in files], progress=progress) \
+                if files else None
         except Exception as e:  # a bad file: named in the message; the knowledge base is left as it was
             self.call_from_thread(self.notify, str(e), title="Ingest failed", severity="error", timeout=20)
             self.call_from_thread(self._status, self._readiness())
             return
         finally:
             self.call_from_thread(setattr, bar, "display", False)
-        if report.invalid:  # those files were not written
+        if report is not None and report.invalid:  # those files were not written
             self.call_from_thread(self.notify, invalid_records(report), title="Invalid records", severity="error",
                                   timeout=30)
-        self.call_from_thread(self.mount_note, Note.ingested(paths, report))
+        if report is not None:
+            self.call_from_thread(self.mount_note, Note.ingested(files, report))
         if self._load_error:  # e.g. there was no knowledge base: now there is
             self._models_ready.clear()
             self.call_from_thread(self.load_bot)

@@ -597,3 +597,24 @@ def test_snapshot_handoff_banner(snap_compare, demo_kb_path, tmp_path):
         await _conversation(pilot, "how long do refunds take?", "I want to talk to a real person")
 
     assert snap_compare(_snapshot_app(demo_kb_path, tmp_path), terminal_size=(100, 30), run_before=run_before)
+
+
+async def test_ingest_of_a_url_crawls_the_site_and_answers_from_it(demo_kb_path, tmp_path):
+    from bench.helpsite import HelpSite, faq_page
+
+    kb = tmp_path / "kb"
+    shutil.copytree(demo_kb_path, kb)
+    app = make_app(kb, tmp_path, ForbiddenGenerator())
+    with HelpSite(articles=3, special=False) as site:
+        site.set_page("/help/faq", faq_page([("Do you sell speaker stands?", "Yes: the Acme speaker stand costs €19.")]))
+        site.set_page("/", site.pages["/"][1].decode().replace("</ul>", '<li><a href="/help/faq">FAQ</a></li></ul>'))
+        async with app.run_test(size=SIZE) as pilot:
+            notes = record_notifications(app)
+            await until(pilot, lambda: app._models_ready.is_set())
+            await send(pilot, f"/ingest {site.url}/")
+            await until(pilot, lambda: any("Crawled" in str(n.content) for n in app.query(Note)), timeout=120)
+            crawled = next(str(n.content) for n in app.query(Note) if "Crawled" in str(n.content))
+            assert f"{site.url}/: 4 added" in crawled, crawled
+            assert not [n for n in notes if "Ingest failed" in n]
+            await until(pilot, lambda: str(app.query_one("#status").render()) == "ready", timeout=60)
+            assert (await send_and_wait(pilot, app, "do you sell speaker stands?")).startswith("faq")

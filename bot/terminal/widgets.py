@@ -232,6 +232,15 @@ class Note(Static):
         return cls(table)
 
     @classmethod
+    def crawled(cls, source: Any) -> Note:
+        """A crawled site's sync: its counts, then each failed page with its reason (at most five)."""
+        lines = [f"Crawled {source.summary()}"]
+        lines += [f"  failed: {f.url}: {f.reason}" for f in source.failed[:5]]
+        if len(source.failed) > 5:
+            lines.append(f"  (and {len(source.failed) - 5} more failed pages)")
+        return cls(literal("\n".join(lines)))
+
+    @classmethod
     def ingested(cls, paths: list[str], report: Any) -> Note:
         return cls(literal(f"Ingested {', '.join(paths)}: {report.summary()} "
                            f"({report.records_embedded} records embedded)"))
