@@ -34,3 +34,33 @@ def file_lock(path: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+class LockBusy(Exception):
+    """:func:`file_lock` with ``wait=False`` found the lock held by someone else."""
+
+
+@contextlib.contextmanager
+def try_file_lock(path: Path) -> Iterator[None]:
+    """Like :func:`file_lock`, but raises :class:`LockBusy` at once when another holder has it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise LockBusy(str(path)) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def is_locked(path: Path) -> bool:
+    """Whether some process holds the lock on ``path`` now."""
+    if not Path(path).exists():
+        return False
+    try:
+        with try_file_lock(Path(path)):
+            return False
+    except LockBusy:
+        return True

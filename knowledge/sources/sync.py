@@ -18,7 +18,6 @@ One sync runs at a time per knowledge base (a file lock; a second one is refused
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import time
 from pathlib import Path
@@ -27,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 from pydantic import BaseModel, Field
 
 from knowledge.errors import KnowledgeBaseError
+from knowledge.runtime.locks import LockBusy, is_locked, try_file_lock
 from knowledge.schema import content_hash
 from knowledge.settings import SourceSettings
 from knowledge.sources.state import PageState, SyncState
@@ -99,29 +99,15 @@ class Syncer:
 
     @contextlib.contextmanager
     def _exclusive(self) -> Iterator[None]:
-        self.lock_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.lock_path, "a+") as fh:
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise SyncBusy(f"another sync of {self.kb.location} is running; try again when it has "
-                               "finished") from None
-            try:
+        try:
+            with try_file_lock(self.lock_path):
                 yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+        except LockBusy:
+            raise SyncBusy(f"another sync of {self.kb.location} is running; try again when it has finished") from None
 
     def running(self) -> bool:
         """Whether a sync holds the lock now (in any process)."""
-        if not self.lock_path.exists():
-            return False
-        with open(self.lock_path, "a+") as fh:
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return True
-            fcntl.flock(fh, fcntl.LOCK_UN)
-            return False
+        return is_locked(self.lock_path)
 
     def status(self) -> dict[str, Any]:
         """The last run (``running``, ``finished``, ``failed``, or ``interrupted`` when its process died)."""
