@@ -78,19 +78,6 @@ class SyncState:
             with self._db() as db:
                 db.executemany("DELETE FROM pages WHERE source = ? AND url = ?", [(source, u) for u in urls])
 
-    def sources(self) -> list[str]:
-        with self._db() as db:
-            return [r[0] for r in db.execute("SELECT DISTINCT source FROM pages ORDER BY source")]
-
-    def changed_at(self) -> dict[str, float]:
-        """Entry id -> when the page or file it came from last changed (as far as syncs saw)."""
-        out: dict[str, float] = {}
-        with self._db() as db:
-            for entries, changed in db.execute("SELECT entries, changed_at FROM pages"):
-                for e in json.loads(entries):
-                    out[e] = max(out.get(e, 0.0), changed)
-        return out
-
     # --- runs -----------------------------------------------------------------------------------------------
     def start_run(self, sources: list[str], pid: int) -> int:
         with self._db() as db:
